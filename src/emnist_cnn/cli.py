@@ -1,0 +1,196 @@
+"""`emnist-cnn` command line: a thin layer over the Python API."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .config import PRESETS, Config, get_preset
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Every Config field becomes --field-name; only the ones given override the preset."""
+    for f in fields(Config):
+        if f.name == "preset":
+            continue  # --preset NAME selects the starting config instead
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper())
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    from .data import is_image_folder
+    cfg = get_preset(args.preset) if args.preset else Config()
+    overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
+    if "split" not in overrides and is_image_folder(overrides.get("data_dir")):
+        overrides["split"] = "folder"
+    return cfg.replace(**overrides)
+
+
+def cmd_train(args) -> int:
+    from .train import train
+    if args.resume:
+        run_dir = train(Config(), resume=args.resume, progress=not args.quiet)
+    else:
+        run_dir = train(config_from_args(args), progress=not args.quiet)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoint import load_model, write_json
+    from .data import build_dataset
+    from .evaluate import evaluate
+    from .train import resolve_device, resolve_precision
+    device = resolve_device(args.device)
+    model, meta = load_model(args.model, device)
+    run_dir = Path(args.model) if (Path(args.model) / "config.json").is_file() else None
+    cfg = Config.from_json(run_dir / "config.json") if run_dir else Config(val_fraction=0.0)
+    cfg = cfg.replace(**{k: v for k, v in (("split", args.split_name), ("data_dir", args.data_dir),
+                                           ("classes", args.classes)) if v is not None})
+    data = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction, cfg.seed)
+    if data.classes != meta["classes"]:
+        raise SystemExit(f"error: the data's classes {''.join(data.classes)!r} differ from the model's "
+                         f"{''.join(meta['classes'])!r}")
+    part = {"train": data.train, "val": data.val, "test": data.test}[args.split]
+    if part is None:
+        raise SystemExit(f"error: dataset {data.name} has no {args.split} part")
+    metrics = evaluate(model, *part, data.classes, mean=meta["normalize"]["mean"], std=meta["normalize"]["std"],
+                       device=device, precision=resolve_precision(args.precision, device),
+                       batch_size=args.batch_size)
+    metrics["split"] = args.split
+    summary = {k: metrics[k] for k in ("n", "accuracy", "top5_accuracy", "precision_macro", "recall_macro",
+                                       "f1_macro", "f1_weighted", "roc_auc_macro")}
+    print(json.dumps(summary, indent=2))
+    if args.output or run_dir:
+        out = Path(args.output) if args.output else run_dir / "metrics.json"
+        write_json(out, metrics)
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_data_info(args) -> int:
+    import numpy as np
+
+    from .data import build_dataset, search_dirs, split_files
+    data = build_dataset(args.split, args.data_dir, args.classes or "", args.resplit or "", args.val_fraction,
+                         download=False)
+    info = data.describe()
+    if args.split != "folder":
+        from .data import ALIASES
+        source = ALIASES.get(args.split, (args.split,))[0]
+        info["files"] = {k: str(v) for k, v in split_files(source, search_dirs(args.data_dir)).items()}
+    counts = {}
+    for part in ("train", "val", "test"):
+        tensors = getattr(data, part)
+        if tensors is not None:
+            c = np.bincount(tensors[1].numpy(), minlength=len(data.classes))
+            counts[part] = {data.classes[i]: int(n) for i, n in enumerate(c)}
+    info["per_class"] = counts
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['name']}: {info['num_classes']} classes, train {info['train']:,}, val {info['val']:,}, "
+          f"test {info['test']:,}")
+    print(f"classes: {info['classes']}")
+    for k, v in info.get("files", {}).items():
+        print(f"  {k:13s} {v}")
+    print("per class (" + "/".join(counts) + "):")
+    for i, ch in enumerate(data.classes):
+        print(f"  {ch!r:5s} " + " / ".join(str(counts[p][ch]) for p in counts))
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    from .data import cache_dir, load_split
+    from .download import fetch_official
+    dest = Path(args.dest) if args.dest else cache_dir()
+    files = fetch_official(dest, url=args.url)
+    print(f"{len(files)} verified files in {dest}")
+    if args.split:
+        s = load_split(args.split, str(dest), download=False)
+        print(f"{args.split}: {len(s.train_labels):,} train, {len(s.test_labels):,} test, {len(s.classes)} classes")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from . import pretrained
+    from .models import list_models
+    print("architectures: " + ", ".join(list_models()))
+    print("presets: " + ", ".join(sorted(PRESETS)))
+    shipped = pretrained.describe()
+    print("pretrained:" + ("" if shipped else " none"))
+    for m in shipped:
+        acc = f"{m['test_accuracy']:.4f}" if m["test_accuracy"] is not None else "?"
+        print(f"  {m['name']:24s} {m['architecture']:14s} test accuracy {acc}  classes {m['classes']}  "
+              f"data {m['data']['name'] if m['data'] else '?'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emnist-cnn", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model (a preset, with any field overridden)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--preset", dest="preset", metavar="NAME", help=f"one of: {', '.join(sorted(PRESETS))}")
+    add_config_flags(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a run directory or model on a split")
+    e.add_argument("model", help="run directory, model directory or pretrained name")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"], help="which part")
+    e.add_argument("--data", dest="split_name", help="dataset (default: the run's own)")
+    e.add_argument("--data-dir")
+    e.add_argument("--classes")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--precision", default="auto")
+    e.add_argument("--batch-size", type=int, default=1024)
+    e.add_argument("--output", help="metrics JSON path (default: RUN_DIR/metrics.json for a run)")
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("data", help="inspect or fetch EMNIST data").add_subparsers(dest="data_command",
+                                                                                 required=True)
+    i = d.add_parser("info", help="sizes, classes and per-class counts of a split")
+    i.add_argument("split")
+    i.add_argument("--data-dir")
+    i.add_argument("--classes")
+    i.add_argument("--resplit")
+    i.add_argument("--val-fraction", type=float, default=0.0)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_data_info)
+    f = d.add_parser("fetch", help="download and verify NIST's official archive")
+    f.add_argument("split", nargs="?", help="load this split afterwards as a check")
+    f.add_argument("--dest", help="directory (default: the cache)")
+    f.add_argument("--url", help="archive URL (default: NIST's)")
+    f.set_defaults(func=cmd_data_fetch)
+
+    m = sub.add_parser("models", help="list architectures, presets and pretrained models")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import ModelFileError
+    from .data import DataError
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, ModelFileError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into head & co.
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

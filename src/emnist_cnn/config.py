@@ -1,0 +1,97 @@
+"""Training configuration: one frozen dataclass, and presets that are just named instances of it."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- data ---
+    split: str = "balanced"          # EMNIST split name (byclass, balanced, localdigits, ...) or "folder"
+    data_dir: str = ""               # directories to search (":"-separated); "" = $EMNIST_DATA_DIR, then the cache
+    classes: str = ""                # class subset, e.g. "0-35" or "0-9,36"; "" = all classes
+    resplit: str = ""                # pool train+test and split stratified by these ratios, e.g. "0.7,0.2,0.1"
+    val_fraction: float = 0.1        # without resplit: stratified share of train held out for validation
+    # --- model ---
+    model: str = "cnn3"              # a name from emnist_cnn.models.list_models()
+    dropout: float = 0.5             # used by models that have dropout (cnn3)
+    # --- optimisation ---
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adam"          # adam | adamw | sgd (Nesterov momentum)
+    lr: float = 1e-3
+    weight_decay: float = 0.0        # decoupled for adamw; never applied to norms and biases
+    momentum: float = 0.9            # sgd only
+    scheduler: str = "step"          # step | onecycle | cosine | none
+    step_size: int = 5               # step: epochs between lr drops
+    gamma: float = 0.1               # step: lr multiplier at each drop
+    warmup_epochs: float = 0.0       # cosine: linear warm-up length
+    label_smoothing: float = 0.0
+    ema_decay: float = 0.0           # >0 keeps an exponential moving average of the weights for evaluation
+    # --- input pipeline ---
+    normalize_mean: float = 0.5      # after scaling pixels to [0,1]: (x - mean) / std
+    normalize_std: float = 0.5
+    rotate: float = 0.0              # random rotation in degrees (+-), training images only
+    shear: float = 0.0               # random shear in degrees (+-)
+    scale: float = 0.0               # random zoom: factor in [1-scale, 1+scale]
+    translate: float = 0.0           # random shift as a fraction of the image size
+    erase: float = 0.0               # probability of random erasing a rectangle
+    interpolation: str = "bilinear"  # resampling of augmented images: bilinear | nearest
+    # --- execution ---
+    device: str = "auto"             # auto = cuda, then mps, then cpu
+    precision: str = "auto"          # fp32 | bf16 | auto (bf16 where the hardware has fast bf16)
+    channels_last: bool = True       # memory format for conv layers
+    compile: bool = False            # torch.compile the model
+    eval_batch_size: int = 1024
+    seed: int = 0
+    deterministic: bool = False      # torch.use_deterministic_algorithms
+    # --- bookkeeping ---
+    preset: str = ""                 # the preset this config started from
+    out_dir: str = "runs"            # run directories go below this
+    target_accuracy: float = 0.0     # >0: stop once validation accuracy reaches it (time-to-accuracy runs)
+
+    def replace(self, **changes) -> "Config":
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_json(cls, path) -> "Config":
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+PRESETS: dict[str, Config] = {
+    # The original 36-class project: digits + uppercase of Balanced, pooled, 70/20/10; cnn3; the notebook's recipe.
+    # (The notebook also rotated validation/test images, a bug not copied: evaluation is never augmented.)
+    "reference36": Config(
+        preset="reference36", split="balanced", classes="0-35", resplit="0.7,0.2,0.1",
+        model="cnn3", dropout=0.5, epochs=20, batch_size=64, optimizer="adam", lr=1e-3,
+        scheduler="step", step_size=5, gamma=0.1, normalize_mean=0.5, normalize_std=0.5,
+        rotate=10.0, interpolation="nearest",  # torchvision RandomRotation(10) resamples with NEAREST
+    ),
+    # The original digits project: tiny-cnn on EMNIST Digits, inputs in [0,1], Adam 1e-2, batch 32, 3 epochs.
+    "reference-digits": Config(
+        preset="reference-digits", split="digits", model="tiny-cnn", epochs=3, batch_size=32,
+        optimizer="adam", lr=1e-2, scheduler="none", normalize_mean=0.0, normalize_std=1.0,
+        val_fraction=0.0,
+    ),
+}
+
+
+def get_preset(name: str) -> Config:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}") from None

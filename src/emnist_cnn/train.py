@@ -1,0 +1,293 @@
+"""Training: data resident on the device as uint8, batches by indexing, whole-batch augmentation, one loop.
+
+A run directory holds config.json, metrics.jsonl (one line per epoch), model.safetensors + model.json (best
+validation accuracy), last.pt (for --resume) and metrics.json (test metrics of the kept model).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import random_affine, random_erase
+from .checkpoint import (git_revision, load_training_state, save_model, save_training_state, write_json)
+from .config import Config
+from .data import Dataset, build_dataset
+from .evaluate import autocast, evaluate
+from .models import count_parameters, create_model
+
+
+# ----------------------------------------------------------------------------------------------- environment
+def resolve_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def has_fast_bf16(device: torch.device) -> bool:
+    """bf16 pays off on CUDA with bf16 support and on CPUs with AVX512-BF16/AMX (oneDNN reports it)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if has_fast_bf16(device) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision {precision!r}: expected fp32, bf16 or auto")
+    return precision
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Every epoch's randomness (shuffle, augmentation, dropout) derives from (seed, epoch): resume is exact."""
+    return seed * 1_000_003 + epoch
+
+
+# ----------------------------------------------------------------------------------------------- optimisation
+def make_optimizer(cfg: Config, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]  # norms and biases
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fast = {"foreach": True} if device.type != "cuda" else {"fused": True}
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, **fast)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, **fast)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, **fast)
+    raise ValueError(f"optimizer {cfg.optimizer!r}: expected adam, adamw or sgd")
+
+
+def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
+    """Learning-rate multiplier at an optimiser step; 'step' equals StepLR stepped once per epoch."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.scheduler == "none":
+        return 1.0
+    if cfg.scheduler == "step":
+        return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_size)
+    if cfg.scheduler == "cosine":
+        warm = cfg.warmup_epochs * steps_per_epoch
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+    if cfg.scheduler == "onecycle":  # linear up for 25% (from lr/25), then cosine down to ~0
+        peak = 0.25 * total
+        if step < peak:
+            return 0.04 + 0.96 * step / peak
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - peak) / max(1, total - peak))))
+    raise ValueError(f"scheduler {cfg.scheduler!r}: expected step, onecycle, cosine or none")
+
+
+class EMA:
+    """Exponential moving average of a model's parameters and buffers, used for evaluation when enabled."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_state, state = self.model.state_dict(), model.state_dict()
+        for k, v in state.items():
+            if v.dtype.is_floating_point:
+                ema_state[k].lerp_(v, 1 - self.decay)
+            else:
+                ema_state[k].copy_(v)
+
+
+# ----------------------------------------------------------------------------------------------- one epoch
+def augment_batch(cfg: Config, x_u8: torch.Tensor, generator: torch.Generator | None, channels_last: bool):
+    """uint8 N×28×28 on the device -> augmented, normalised float N×1×28×28."""
+    x = x_u8.unsqueeze(1).float().div_(255.0)
+    x = random_affine(x, cfg.rotate, cfg.shear, cfg.scale, cfg.translate, cfg.interpolation, generator)
+    x = random_erase(x, cfg.erase, generator)
+    if cfg.normalize_mean or cfg.normalize_std != 1.0:
+        x = (x - cfg.normalize_mean) / cfg.normalize_std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, epoch: int, precision: str,
+                    ema: EMA | None = None, progress: bool = True) -> dict:
+    """One pass over a fresh permutation; loss and accuracy accumulate on the device (no per-step sync)."""
+    from tqdm import tqdm
+    device = images.device
+    seed = epoch_seed(cfg.seed, epoch)
+    torch.manual_seed(seed)  # dropout
+    gen = torch.Generator(device=device).manual_seed(seed)
+    n = len(labels)
+    perm = torch.randperm(n, device=device, generator=gen)
+    steps = math.ceil(n / cfg.batch_size)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    model.train()
+    start = time.perf_counter()
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False,
+               unit="batch", mininterval=1.0)
+    for i in bar:
+        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        x = augment_batch(cfg, images[idx], gen, cfg.channels_last)
+        y = labels[idx]
+        with autocast(device, precision):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        if progress and i % 100 == 99:  # one sync per 100 steps, for the progress bar only
+            seen = min(n, (i + 1) * cfg.batch_size)
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"train_loss": loss_sum.item() / n, "train_accuracy": correct.item() / n,
+            "train_seconds": seconds, "images_per_second": n / seconds}
+
+
+# ----------------------------------------------------------------------------------------------- the run
+def new_run_dir(cfg: Config) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.out_dir) / f"{cfg.preset or cfg.model}-{stamp}"
+    run_dir, k = base, 1
+    while run_dir.exists():
+        run_dir, k = Path(f"{base}-{k}"), k + 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def environment(device: torch.device, precision: str) -> dict:
+    return {"git_revision": git_revision(), "torch": torch.__version__, "python": platform.python_version(),
+            "device": str(device), "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                                   else platform.processor() or platform.machine()),
+            "threads": torch.get_num_threads(), "precision": precision}
+
+
+def model_meta(cfg: Config, data: Dataset, env: dict, num_parameters: int) -> dict:
+    return {"architecture": cfg.model, "model_args": {"dropout": cfg.dropout} if cfg.model == "cnn3" else {},
+            "classes": data.classes, "normalize": {"mean": cfg.normalize_mean, "std": cfg.normalize_std},
+            "dataset": data.describe(), "preset": cfg.preset, "parameters": num_parameters,
+            "git_revision": env["git_revision"], "torch": env["torch"]}
+
+
+def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None = None,
+          progress: bool = True, log=print) -> Path:
+    """Train per cfg (or continue the run in `resume`); returns the run directory."""
+    if resume is not None:
+        run_dir = Path(resume)
+        cfg = Config.from_json(run_dir / "config.json")
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    torch.manual_seed(cfg.seed)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    t0 = time.perf_counter()
+    data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction,
+                                 cfg.seed)
+    load_seconds = time.perf_counter() - t0
+    model = create_model(cfg.model, len(data.classes), **({"dropout": cfg.dropout} if cfg.model == "cnn3" else {}))
+    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    optimizer = make_optimizer(cfg, model, device)
+    images, labels = (t.to(device) for t in data.train)
+    steps_per_epoch = math.ceil(len(labels) / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps_per_epoch))
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    step_model = torch.compile(model) if cfg.compile else model
+    env = environment(device, precision)
+    meta = model_meta(cfg, data, env, count_parameters(model))
+
+    start_epoch, best_val = 0, -1.0
+    if resume is None:
+        run_dir = new_run_dir(cfg)
+        write_json(run_dir / "config.json", {**cfg.to_dict(), "_environment": env})
+    else:
+        state = load_training_state(run_dir / "last.pt")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.model.load_state_dict(state["ema"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, best_val = state["epoch"], state["best_val"]
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        kept = [ln for ln in lines if json.loads(ln)["epoch"] <= start_epoch]  # drop epochs after the checkpoint
+        (run_dir / "metrics.jsonl").write_text("".join(ln + "\n" for ln in kept))
+        log(f"resuming {run_dir} after epoch {start_epoch}")
+    log(f"run {run_dir}: {data.describe()['name']} ({len(labels)} train), {cfg.model} "
+        f"({meta['parameters']:,} parameters), {device} {precision}")
+
+    eval_model = ema.model if ema is not None else model
+    evaluate_kw = dict(mean=cfg.normalize_mean, std=cfg.normalize_std, device=device, precision=precision,
+                       batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last)
+    for epoch in range(start_epoch, cfg.epochs):
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        row.update(train_one_epoch(cfg, step_model, optimizer, scheduler, images, labels, epoch, precision, ema,
+                                   progress))
+        if data.val is not None:
+            val = evaluate(eval_model, *data.val, data.classes, with_details=False, **evaluate_kw)
+            row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        score = row.get("val_accuracy", epoch)  # without validation, the latest epoch is kept
+        improved = score > best_val
+        if improved:
+            best_val = score
+            save_model(run_dir, eval_model, meta)
+        row["elapsed_seconds"] = time.perf_counter() - t0
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        save_training_state(run_dir / "last.pt", {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "ema": ema.model.state_dict() if ema is not None else {}, "rng": torch.get_rng_state(),
+            "epoch": epoch + 1, "best_val": best_val})
+        log(f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} "
+            + (f"val {row['val_accuracy']:.4f} " if "val_accuracy" in row else "")
+            + f"{row['images_per_second']:.0f} img/s" + (" *" if improved else ""))
+        if cfg.target_accuracy and row.get("val_accuracy", 0) >= cfg.target_accuracy:
+            log(f"target validation accuracy {cfg.target_accuracy} reached")
+            break
+
+    finish(run_dir, data, device, precision, cfg, load_seconds, log)
+    return run_dir
+
+
+def finish(run_dir: Path, data: Dataset, device, precision: str, cfg: Config, load_seconds: float, log=print):
+    """Evaluate the kept model on the test set (or validation without one) and write metrics.json."""
+    from .checkpoint import load_model
+    model, meta = load_model(run_dir, device)
+    model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+    split_name, part = ("test", data.test) if data.test is not None else ("val", data.val)
+    metrics = {"data_load_seconds": load_seconds}
+    if part is not None:
+        metrics.update(evaluate(model, *part, data.classes, mean=cfg.normalize_mean, std=cfg.normalize_std,
+                                device=device, precision=precision, batch_size=cfg.eval_batch_size,
+                                channels_last=cfg.channels_last))
+        metrics["split"] = split_name
+        meta[f"{split_name}_accuracy"] = metrics["accuracy"]
+        write_json(run_dir / "model.json", meta)
+        log(f"{split_name} accuracy {metrics['accuracy']:.4f} (top-5 {metrics['top5_accuracy']:.4f}, "
+            f"macro F1 {metrics['f1_macro']:.4f}) -> {run_dir}")
+    write_json(run_dir / "metrics.json", metrics)

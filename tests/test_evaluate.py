@@ -1,0 +1,29 @@
+import math
+
+import pytest
+import torch
+
+from emnist_cnn.evaluate import metrics_from_logits
+
+
+def test_metrics_on_known_logits():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    logits = torch.tensor([[3., 0, 0], [0, 3., 0], [0, 3., 0], [0, 3., 0], [0, 0, 3.], [3., 0, 1.]])
+    m = metrics_from_logits(logits, labels, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["top5_accuracy"] == 1.0
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    per = {r["class"]: r for r in m["per_class"]}
+    assert per["b"]["precision"] == pytest.approx(2 / 3) and per["b"]["recall"] == 1.0
+    assert per["a"]["support"] == 2
+    assert 0 < m["roc_auc_macro"] <= 1 and not math.isnan(m["roc_auc_macro"])
+
+
+def test_roc_auc_uses_probabilities_not_hard_predictions():
+    # Same argmax everywhere, but the probabilities rank the positives: AUC from scores is 1.0,
+    # AUC from hard 0/1 predictions would be 0.5.
+    labels = torch.tensor([1, 1, 0, 0])
+    logits = torch.tensor([[0.0, -0.1], [0.0, -0.2], [0.0, -0.9], [0.0, -1.0]])
+    m = metrics_from_logits(logits, labels, ["x", "y"])
+    assert m["accuracy"] == 0.5
+    assert m["per_class"][1]["roc_auc"] == pytest.approx(1.0)

@@ -1,0 +1,56 @@
+"""Checks on the real EMNIST files named by EMNIST_DATA_DIR (mandatory in CI: .ci/run exports it)."""
+import json
+
+import numpy as np
+import pytest
+
+from emnist_cnn.config import get_preset
+from emnist_cnn.data import build_dataset, load_split
+from emnist_cnn.train import train
+
+pytestmark = pytest.mark.realdata
+
+
+def ink_profile(mean_image):
+    """(ink in the top third, ink in the bottom third, peak column share, peak row share)."""
+    rows, cols = mean_image.sum(1), mean_image.sum(0)
+    return mean_image[:9].sum(), mean_image[-9:].sum(), cols.max() / cols.sum(), rows.max() / rows.sum()
+
+
+def test_official_byclass_test_upright(real_data_dir):
+    s = load_split("byclass", real_data_dir, download=False, parts=("test",))
+    assert s.test_images.shape == (116_323, 28, 28)
+    assert len(s.classes) == 62 and "".join(s.classes[:12]) == "0123456789AB" and s.classes[-1] == "z"
+    assert set(np.unique(s.test_labels)) == set(range(62))
+    seven = s.test_images[s.test_labels == s.classes.index("7")].astype(float).mean(0)
+    top, bottom, _, _ = ink_profile(seven)
+    assert top > 1.5 * bottom  # a 7 has its bar on top when upright (transposed, the bar would be on the left)
+    one = s.test_images[s.test_labels == s.classes.index("1")].astype(float).mean(0)
+    _, _, col_peak, row_peak = ink_profile(one)
+    assert col_peak > 1.5 * row_peak  # a 1 is a vertical stroke
+
+
+def test_official_mnist_test_and_label_files(real_data_dir):
+    s = load_split("mnist", real_data_dir, download=False, parts=("test",))
+    assert s.test_images.shape == (10_000, 28, 28) and np.bincount(s.test_labels).tolist() == [1000] * 10
+    assert abs(s.test_images.mean() / 255 - 0.1735) < 0.001
+
+
+@pytest.mark.parametrize("split, train, test, classes", [
+    ("localbalanced", 36_190, 6_110, 47), ("localdigits", 105_000, 17_500, 10), ("localbymerge", 220_952, 36_846, 47)])
+def test_local_corpora(real_data_dir, split, train, test, classes):
+    s = load_split(split, real_data_dir, download=False)
+    assert (len(s.train_labels), len(s.test_labels), len(s.classes)) == (train, test, classes)
+
+
+def test_local_balanced36_resplit(real_data_dir):
+    d = build_dataset("localbalanced", real_data_dir, classes="0-35", resplit="0.7,0.2,0.1")
+    assert "".join(d.classes) == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    assert (len(d.train[1]), len(d.val[1]), len(d.test[1])) == (22_680, 6_480, 3_240)  # 900 per class
+
+
+def test_tiny_model_learns_local_digits(real_data_dir, tmp_path):
+    cfg = get_preset("reference-digits").replace(split="localdigits", epochs=1, out_dir=str(tmp_path))
+    run = train(cfg, progress=False, log=lambda *a: None)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n"] == 17_500 and metrics["accuracy"] > 0.93

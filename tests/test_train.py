@@ -1,0 +1,121 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import emnist_cnn.train as train_mod
+from emnist_cnn.checkpoint import ModelFileError, load_model
+from emnist_cnn.cli import main
+from emnist_cnn.config import Config, get_preset
+from emnist_cnn.data import build_dataset
+from emnist_cnn.evaluate import evaluate
+
+
+def small_config(synth_dir, tmp_path, **kw):
+    base = dict(split="synth", data_dir=str(synth_dir), model="cnn3", epochs=3, batch_size=32, lr=2e-3,
+                scheduler="step", step_size=2, rotate=10.0, val_fraction=0.25, out_dir=str(tmp_path / "runs"),
+                eval_batch_size=64, preset="test")
+    return Config(**{**base, **kw})
+
+
+def without_timings(rows):
+    return [{k: v for k, v in r.items() if "second" not in k} for r in rows]
+
+
+def read_rows(run_dir):
+    return [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_checkpoint_load_evaluate_round_trip(synth_dir, tmp_path):
+    cfg = small_config(synth_dir, tmp_path)
+    run = train_mod.train(cfg, progress=False, log=lambda *a: None)
+    for name in ("config.json", "metrics.jsonl", "model.safetensors", "model.json", "last.pt", "metrics.json"):
+        assert (run / name).is_file(), name
+    assert len(read_rows(run)) == 3
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "cnn3" and config["_environment"]["git_revision"]
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["classes"] == list("abcdef") and meta["normalize"] == {"mean": 0.5, "std": 0.5}
+    assert meta["architecture"] == "cnn3" and "upright" in meta["input"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["accuracy"] > 0.5  # learnable synthetic classes
+    model, meta2 = load_model(run)
+    data = build_dataset("synth", str(synth_dir), val_fraction=0.25)
+    again = evaluate(model, *data.test, data.classes, mean=0.5, std=0.5)
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert meta2["test_accuracy"] == pytest.approx(metrics["accuracy"])
+
+
+def test_resume_after_kill_matches_uninterrupted_run(synth_dir, tmp_path, monkeypatch):
+    cfg = small_config(synth_dir, tmp_path)
+    full = train_mod.train(cfg, progress=False, log=lambda *a: None)
+
+    real_epoch = train_mod.train_one_epoch
+
+    def dies_in_third_epoch(*args, **kw):
+        if args[6] == 2:  # epoch index
+            raise KeyboardInterrupt("killed")
+        return real_epoch(*args, **kw)
+    monkeypatch.setattr(train_mod, "train_one_epoch", dies_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(cfg.replace(out_dir=str(tmp_path / "killed")), progress=False, log=lambda *a: None)
+    (killed,) = (tmp_path / "killed").iterdir()
+    assert len(read_rows(killed)) == 2 and not (killed / "metrics.json").exists()
+    monkeypatch.setattr(train_mod, "train_one_epoch", real_epoch)
+    resumed = train_mod.train(Config(), resume=killed, progress=False, log=lambda *a: None)
+
+    assert without_timings(read_rows(resumed)) == without_timings(read_rows(full))
+    a, b = load_file(str(full / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ma, mb = (json.loads((r / "metrics.json").read_text()) for r in (full, resumed))
+    assert ma["accuracy"] == mb["accuracy"] and ma["confusion_matrix"] == mb["confusion_matrix"]
+
+
+def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
+    out = tmp_path / "runs"
+    rc = main(["train", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
+               "--epochs", "2", "--lr", "0.005", "--val-fraction", "0.2", "--out-dir", str(out), "--quiet"])
+    assert rc == 0
+    (run,) = out.iterdir()
+    assert run.name.startswith("reference-digits-")
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["epochs"], cfg["lr"], cfg["model"], cfg["batch_size"]) == (2, 0.005, "tiny-cnn", 32)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--split", "test"]) == 0
+    summary = json.loads(capsys.readouterr().out.split("wrote")[0])
+    assert summary["n"] == 60 and 0 <= summary["accuracy"] <= 1
+
+
+def test_unknown_preset_is_a_clear_error(capsys):
+    assert main(["train", "--preset", "nope"]) == 2
+    assert "unknown preset 'nope'; available: reference-digits, reference36" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown config field"):
+        get_preset("reference36").replace(lr_typo=1)
+
+
+def test_reference_presets_pin_the_original_recipes():
+    r = get_preset("reference36")
+    assert (r.split, r.classes, r.resplit, r.model, r.epochs, r.batch_size, r.optimizer, r.lr) == \
+        ("balanced", "0-35", "0.7,0.2,0.1", "cnn3", 20, 64, "adam", 1e-3)
+    assert (r.scheduler, r.step_size, r.gamma, r.rotate, r.dropout, r.normalize_mean, r.normalize_std) == \
+        ("step", 5, 0.1, 10.0, 0.5, 0.5, 0.5)
+    d = get_preset("reference-digits")
+    assert (d.split, d.model, d.epochs, d.batch_size, d.lr, d.normalize_mean, d.normalize_std) == \
+        ("digits", "tiny-cnn", 3, 32, 1e-2, 0.0, 1.0)
+
+
+def test_step_schedule_equals_steplr_per_epoch():
+    cfg = Config(scheduler="step", step_size=5, gamma=0.1, epochs=20)
+    factors = [train_mod.lr_factor(cfg, epoch * 10, 10) for epoch in range(20)]
+    assert factors == pytest.approx([1.0] * 5 + [0.1] * 5 + [0.01] * 5 + [0.001] * 5)
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(ModelFileError, match="not a model"):
+        load_model(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps({"architecture": "cnn3", "classes": list("ab"),
+                                                     "normalize": {"mean": 0, "std": 1}}))
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(ModelFileError, match="model.safetensors: cannot load weights"):
+        load_model(tmp_path)
