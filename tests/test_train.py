@@ -7,9 +7,10 @@ from safetensors.torch import load_file
 import emnist_cnn.train as train_mod
 from emnist_cnn.checkpoint import ModelFileError, load_model
 from emnist_cnn.cli import main
-from emnist_cnn.config import Config, get_preset
+from emnist_cnn.config import PRESETS, Config, get_preset
 from emnist_cnn.data import build_dataset
 from emnist_cnn.evaluate import evaluate
+from emnist_cnn.models import create_model, list_models
 
 
 def small_config(synth_dir, tmp_path, **kw):
@@ -89,7 +90,7 @@ def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
 
 def test_unknown_preset_is_a_clear_error(capsys):
     assert main(["train", "--preset", "nope"]) == 2
-    assert "unknown preset 'nope'; available: reference-digits, reference36" in capsys.readouterr().err
+    assert "unknown preset 'nope'; available: fast-digits, " in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown config field"):
         get_preset("reference36").replace(lr_typo=1)
 
@@ -119,3 +120,30 @@ def test_load_model_errors(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(ModelFileError, match="model.safetensors: cannot load weights"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_runnable_config(name):
+    cfg = get_preset(name)
+    assert cfg.preset == name and cfg.model in list_models()
+    create_model(cfg.model, 10, dropout=cfg.dropout)
+    for step in (0, 5, 99):
+        assert 0 < train_mod.lr_factor(cfg, step, 10) <= 1.0
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_warmup_schedules_rise_then_fall_to_near_zero(scheduler):
+    cfg = Config(scheduler=scheduler, epochs=10, warmup_epochs=1)
+    f = [train_mod.lr_factor(cfg, s, 10) for s in range(100)]
+    peak = max(range(100), key=f.__getitem__)
+    assert 0 < peak < 50 and f[peak] == pytest.approx(1.0, abs=0.05) and f[-1] < 0.01
+    assert all(a <= b + 1e-12 for a, b in zip(f[:peak], f[1:peak + 1]))
+
+
+def test_val_every(synth_dir, tmp_path):
+    run = train_mod.train(small_config(synth_dir, tmp_path, val_every=2), progress=False, log=lambda *a: None)
+    assert ["val_accuracy" in r for r in read_rows(run)] == [False, True, True]  # every 2nd epoch and the last
+    run = train_mod.train(small_config(synth_dir, tmp_path, val_every=0, epochs=2), progress=False,
+                          log=lambda *a: None)
+    assert not any("val_accuracy" in r for r in read_rows(run))
+    assert json.loads((run / "metrics.json").read_text())["split"] == "test"

@@ -45,6 +45,7 @@ class Config:
     channels_last: bool = True       # memory format for conv layers
     compile: bool = False            # torch.compile the model
     eval_batch_size: int = 1024
+    val_every: int = 1               # validate every N epochs and after the last; 0 = never (keep the last epoch)
     seed: int = 0
     deterministic: bool = False      # torch.use_deterministic_algorithms
     # --- bookkeeping ---
@@ -86,6 +87,23 @@ PRESETS: dict[str, Config] = {
         preset="reference-digits", split="digits", model="tiny-cnn", epochs=3, batch_size=32,
         optimizer="adam", lr=1e-2, scheduler="none", normalize_mean=0.0, normalize_std=1.0,
         val_fraction=0.0,
+    ),
+    # --- Time-to-accuracy presets (benchmarks/time_to_accuracy.py): small BatchNorm nets, large batches, one-cycle.
+    # EMNIST's pixel mean/std is about 0.17/0.33. No per-epoch validation: it would cost time and is not needed.
+    "fast36": Config(
+        preset="fast36", split="balanced", classes="0-35", resplit="0.7,0.2,0.1", val_every=0,
+        model="fast-cnn", dropout=0.1, epochs=6, batch_size=256, optimizer="adamw", lr=4e-3, weight_decay=5e-4,
+        scheduler="onecycle", label_smoothing=0.1, normalize_mean=0.17, normalize_std=0.33,
+        rotate=10.0, scale=0.1, translate=0.08,
+    ),
+    "fast-digits": Config(
+        preset="fast-digits", split="digits", val_fraction=0.0, model="fast-cnn-s", dropout=0.0, epochs=1,
+        batch_size=512, optimizer="adamw", lr=1e-2, scheduler="onecycle", normalize_mean=0.17, normalize_std=0.33,
+    ),
+    "fast-digits-99": Config(
+        preset="fast-digits-99", split="digits", val_fraction=0.0, model="fast-cnn", dropout=0.0, epochs=2,
+        batch_size=512, optimizer="adamw", lr=1e-2, scheduler="onecycle", normalize_mean=0.17, normalize_std=0.33,
+        rotate=8.0, scale=0.08, translate=0.06,
     ),
 }
 

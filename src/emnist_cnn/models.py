@@ -64,6 +64,88 @@ class TinyCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+def conv_bn(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class FastCNN(nn.Module):
+    """Built for CPU throughput: three conv-BN-ReLU stages, each halving the resolution (28 -> 14 -> 7 -> 3),
+    then one linear layer. Compute sits in the 14x14 and 7x7 stages; BatchNorm allows large learning rates."""
+
+    def __init__(self, num_classes: int, widths=(32, 64, 128), dropout: float = 0.0):
+        super().__init__()
+        w1, w2, w3 = widths
+        self.features = nn.Sequential(conv_bn(1, w1), nn.MaxPool2d(2), conv_bn(w1, w2), nn.MaxPool2d(2),
+                                      conv_bn(w2, w3), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3 * 9, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register("fast-cnn")
+def fast_cnn(num_classes: int, dropout: float = 0.0) -> nn.Module:
+    return FastCNN(num_classes, (32, 64, 128), dropout)
+
+
+@register("fast-cnn-s")
+def fast_cnn_small(num_classes: int, dropout: float = 0.0) -> nn.Module:
+    return FastCNN(num_classes, (16, 32, 64), dropout)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 conv-BN, identity (or 1x1 projection) shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Stem conv, stages of basic blocks (the first block of each stage after the first halves the resolution),
+    global average pooling, dropout, linear head."""
+
+    def __init__(self, num_classes: int, stem: int, widths, blocks, dropout: float = 0.0, stem_pool: bool = False):
+        super().__init__()
+        layers = [conv_bn(1, stem)] + ([nn.MaxPool2d(2)] if stem_pool else [])
+        cin = stem
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                layers.append(BasicBlock(cin, w, stride=2 if (j == 0 and i > 0) else 1))
+                cin = w
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                                        nn.Linear(cin, num_classes))
+        for m in self.modules():  # zero-init the last BN of each residual branch: blocks start as identities
+            if isinstance(m, BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register("resnet-emnist")
+def resnet_emnist(num_classes: int, dropout: float = 0.1) -> nn.Module:
+    """Compact ResNet for 28x28 on a CPU budget: 14x14 -> 7x7 -> 4x4 stages of 64/128/256, 1.5M parameters."""
+    return ResNet(num_classes, stem=32, widths=(64, 128, 256), blocks=(1, 2, 1), dropout=dropout, stem_pool=True)
+
+
+@register("resnet18")
+def resnet18(num_classes: int, dropout: float = 0.0) -> nn.Module:
+    """The standard ResNet-18 (blocks 2-2-2-2, widths 64-512) adapted to 1x28x28: 3x3 stem, stride 1, no max-pool."""
+    return ResNet(num_classes, stem=64, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), dropout=dropout)
+
+
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     """Named convolution layers in forward order (for activation maps and filters)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]

@@ -188,7 +188,7 @@ def environment(device: torch.device, precision: str) -> dict:
 
 
 def model_meta(cfg: Config, data: Dataset, env: dict, num_parameters: int) -> dict:
-    return {"architecture": cfg.model, "model_args": {"dropout": cfg.dropout} if cfg.model == "cnn3" else {},
+    return {"architecture": cfg.model, "model_args": {"dropout": cfg.dropout},
             "classes": data.classes, "normalize": {"mean": cfg.normalize_mean, "std": cfg.normalize_std},
             "dataset": data.describe(), "preset": cfg.preset, "parameters": num_parameters,
             "git_revision": env["git_revision"], "torch": env["torch"]}
@@ -210,7 +210,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction,
                                  cfg.seed)
     load_seconds = time.perf_counter() - t0
-    model = create_model(cfg.model, len(data.classes), **({"dropout": cfg.dropout} if cfg.model == "cnn3" else {}))
+    model = create_model(cfg.model, len(data.classes), dropout=cfg.dropout)
     model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     optimizer = make_optimizer(cfg, model, device)
     images, labels = (t.to(device) for t in data.train)
@@ -248,10 +248,12 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_one_epoch(cfg, step_model, optimizer, scheduler, images, labels, epoch, precision, ema,
                                    progress))
-        if data.val is not None:
+        last = epoch + 1 == cfg.epochs
+        if data.val is not None and cfg.val_every > 0 and ((epoch + 1) % cfg.val_every == 0 or last):
             val = evaluate(eval_model, *data.val, data.classes, with_details=False, **evaluate_kw)
             row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        score = row.get("val_accuracy", epoch)  # without validation, the latest epoch is kept
+        # the best validated epoch is kept; without validation, the latest epoch
+        score = row.get("val_accuracy", -1.0 if cfg.val_every and data.val is not None else epoch)
         improved = score > best_val
         if improved:
             best_val = score

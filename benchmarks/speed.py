@@ -1,0 +1,116 @@
+"""Training and evaluation speed: the notebook's pipeline (baseline_pipeline.py) vs emnist-cnn, side by side.
+
+Same model (cnn3, the reference36 recipe), same data (localbalanced classes 0-35, pooled 70/20/10), same number of
+training images. Each measurement runs in its own subprocess, one after the other, so peak memory is its own.
+
+    python benchmarks/speed.py                 # one epoch of the 22,680 training images per measurement
+    python benchmarks/speed.py --images 6400   # quicker
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import setup_data_dir, table, write_results  # noqa: E402
+
+DATASET = dict(split="localbalanced", classes="0-35", resplit="0.7,0.2,0.1")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(spec: dict) -> dict:
+    """One measurement, in this (fresh) process."""
+    import torch
+
+    from emnist_cnn.config import get_preset
+    from emnist_cnn.models import create_model
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    if spec["pipeline"] == "baseline":
+        from baseline_pipeline import evaluate_images, train_images
+        model = create_model("cnn3", 36)
+        tr = train_images(model, Path(spec["folder"]) / "train", spec["images"], spec["batch"])
+        ev = evaluate_images(model, Path(spec["folder"]) / "test")
+        return {**spec, "precision": "fp32", "train_images_per_second": tr["images_per_second"],
+                "eval_images_per_second": ev["images_per_second"], "setup_seconds": 0.0,
+                "peak_rss_mb": peak_rss_mb()}
+
+    from emnist_cnn.data import build_dataset
+    from emnist_cnn.evaluate import evaluate
+    from emnist_cnn.train import make_optimizer, resolve_precision, train_one_epoch
+    device = torch.device("cpu")
+    precision = resolve_precision(spec["precision"], device)
+    data = build_dataset(**DATASET)
+    setup = time.perf_counter() - start
+    cfg = get_preset("reference36").replace(batch_size=spec["batch"], epochs=1)
+    model = create_model("cnn3", 36).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    images, labels = data.train[0][:spec["images"]], data.train[1][:spec["images"]]
+    tr = train_one_epoch(cfg, model, optimizer, scheduler, images, labels, 0, precision, progress=False)
+    t = time.perf_counter()
+    evaluate(model, *data.test, data.classes, mean=0.5, std=0.5, precision=precision, channels_last=True,
+             with_details=False)
+    eval_ips = len(data.test[1]) / (time.perf_counter() - t)
+    return {**spec, "precision": precision, "train_images_per_second": tr["images_per_second"],
+            "eval_images_per_second": eval_ips, "setup_seconds": setup, "peak_rss_mb": peak_rss_mb()}
+
+
+def run_worker(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"worker {spec} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=22_680, help="training images per measurement")
+    p.add_argument("--batches", default="64,256,1024", help="emnist-cnn batch sizes to measure")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    setup_data_dir()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+
+    from emnist_cnn.data import build_dataset
+    from emnist_cnn.train import has_fast_bf16
+    import torch
+    from baseline_pipeline import write_png_folder
+    data = build_dataset(**DATASET)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_png_folder(data.train[0].numpy(), data.train[1].numpy(), data.classes, folder / "train")
+        write_png_folder(data.test[0].numpy(), data.test[1].numpy(), data.classes, folder / "test")
+        specs = [{"pipeline": "baseline", "batch": 64, "images": args.images, "folder": str(folder)}]
+        precisions = ["fp32"] + (["bf16"] if has_fast_bf16(torch.device("cpu")) else [])
+        specs += [{"pipeline": "emnist-cnn", "batch": int(b), "images": args.images, "precision": prec}
+                  for prec in precisions for b in args.batches.split(",")]
+        results = [run_worker(s) for s in specs]
+    base = results[0]
+    for r in results:
+        r.pop("folder", None)
+        r["train_speedup"] = r["train_images_per_second"] / base["train_images_per_second"]
+        r["eval_speedup"] = r["eval_images_per_second"] / base["eval_images_per_second"]
+    path = write_results("speed", {"dataset": DATASET, "model": "cnn3", "results": results,
+                                   "note": "bf16 measured only where the CPU has fast bf16 (AVX512-BF16/AMX)"})
+    rows = [{"pipeline": r["pipeline"], "batch": r["batch"], "precision": r["precision"],
+             "train img/s": f"{r['train_images_per_second']:.0f}", "train x": f"{r['train_speedup']:.1f}",
+             "eval img/s": f"{r['eval_images_per_second']:.0f}", "eval x": f"{r['eval_speedup']:.1f}",
+             "peak RSS MB": f"{r['peak_rss_mb']:.0f}"} for r in results]
+    print(table(rows, list(rows[0])))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
