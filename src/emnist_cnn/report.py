@@ -1,0 +1,447 @@
+"""`emnist-cnn report RUN_DIR`: one self-contained HTML page about a run's data, training and model.
+
+RUN_DIR/report/index.html embeds every figure (no CDN, no request: it opens offline); each figure is also
+written as a PNG beside it, and the report's own numbers as report.json. Every metric comes from evaluate()
+(the same call that writes metrics.json) or from the probabilities it returns; figures are in report_figures.py.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import html
+import io
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import atomic_write, load_model, write_json
+from .config import Config
+from .data import Dataset, build_dataset
+from .evaluate import evaluate, to_input
+from .models import conv_layers
+
+TOP_PAIRS = 15            # most-confused pairs shown, each with example images
+ERRORS_SHOWN = 48         # most confident mistakes in the gallery
+ACTIVATION_INPUTS = 4     # inputs whose activation maps are drawn
+MAX_CHANNELS = 16         # layers with more channels show their strongest ones per input
+ATTRIBUTION_PER_GROUP = 8  # correct and wrong predictions explained by saliency and Grad-CAM
+SAMPLES_PER_CLASS = 12
+CALIBRATION_BINS = 15
+
+
+class ReportError(ValueError):
+    """A run directory the report cannot use; the message names the file and the problem."""
+
+
+# ----------------------------------------------------------------------------------------------- numbers
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+    """Reliability per equal-width confidence bin and the expected calibration error
+    ECE = sum over bins of (share of predictions in the bin) * |accuracy - mean confidence|."""
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    safe = np.maximum(count, 1)
+    mean_conf = np.bincount(which, confidence, bins) / safe
+    accuracy = np.bincount(which, correct.astype(float), bins) / safe
+    ece = float((count / max(len(labels), 1) * np.abs(accuracy - mean_conf)).sum())
+    return {"ece": ece, "edges": edges, "confidence": mean_conf, "accuracy": accuracy, "count": count}
+
+
+def one_vs_rest_curves(probs: np.ndarray, labels: np.ndarray, per_class_auc: np.ndarray) -> dict:
+    """Per-class ROC and precision-recall curves from the predicted probabilities, with micro and macro averages.
+    The per-class and macro ROC AUC are evaluate()'s; the rest derives from the same probabilities."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+    c = probs.shape[1]
+    onehot = labels[:, None] == np.arange(c)[None, :]
+    fpr_grid, recall_grid = np.logspace(-5, 0, 300), np.linspace(0, 1, 201)
+    roc, pr, ap = [], [], np.full(c, np.nan)
+    tpr_sum, prec_sum, n_curves = np.zeros_like(fpr_grid), np.zeros_like(recall_grid), 0
+    for k in range(c):
+        if not 0 < onehot[:, k].sum() < len(labels):  # a class needs positives and negatives
+            roc.append((None, None))
+            pr.append((None, None))
+            continue
+        fpr, tpr, _ = roc_curve(onehot[:, k], probs[:, k])
+        precision, recall, _ = precision_recall_curve(onehot[:, k], probs[:, k])
+        ap[k] = average_precision_score(onehot[:, k], probs[:, k])
+        roc.append((fpr, tpr))
+        pr.append((recall, precision))
+        tpr_sum += np.interp(fpr_grid, fpr, tpr)
+        prec_sum += np.interp(recall_grid, recall[::-1], precision[::-1])
+        n_curves += 1
+    fpr, tpr, _ = roc_curve(onehot.ravel(), probs.ravel())
+    precision, recall, _ = precision_recall_curve(onehot.ravel(), probs.ravel())
+    micro_auc = float(roc_auc_score(onehot.ravel(), probs.ravel()))
+    micro_ap = float(average_precision_score(onehot.ravel(), probs.ravel()))
+    n = max(n_curves, 1)
+    return {
+        "roc": roc, "pr": pr, "auc": per_class_auc, "ap": ap,
+        "roc_averages": {"micro average": (fpr, tpr, micro_auc),
+                         "macro average": (fpr_grid, tpr_sum / n, float(np.nanmean(per_class_auc)))},
+        "pr_averages": {"micro average": (recall, precision, micro_ap),
+                        "macro average": (recall_grid, prec_sum / n, float(np.nanmean(ap)))},
+    }
+
+
+def confused_pairs(cm: np.ndarray, top: int = TOP_PAIRS) -> list[tuple[int, int, int]]:
+    """(true, predicted, count) of the largest off-diagonal cells, largest first."""
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None, kind="stable")[::-1][:top]
+    return [(int(i), int(j), int(off[i, j])) for i, j in zip(*np.unravel_index(order, off.shape)) if off[i, j] > 0]
+
+
+# ----------------------------------------------------------------------------------------------- inside the net
+def inspectable(model: torch.nn.Module) -> torch.nn.Module:
+    """A float32 CPU copy whose activations are not overwritten in place (hooks must see each conv output)."""
+    copy_ = copy.deepcopy(model).float().cpu().eval()
+    for m in copy_.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    return copy_
+
+
+def forward_with_conv_outputs(model, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [conv.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+             for name, conv in conv_layers(model)]
+    try:
+        logits = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return logits, outputs
+
+
+def _unit_max(t: torch.Tensor) -> np.ndarray:
+    return (t / t.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)).detach().numpy()
+
+
+def saliency_and_gradcam(model, images_u8: torch.Tensor, mean: float, std: float) -> tuple[np.ndarray, np.ndarray]:
+    """For the predicted class: |d logit / d input| (saliency) and Grad-CAM on the last convolution's output,
+    each scaled to [0, 1] per image."""
+    x = to_input(images_u8, mean, std).requires_grad_(True)
+    logits, outputs = forward_with_conv_outputs(model, x)
+    last = outputs[conv_layers(model)[-1][0]]
+    score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()  # images are independent in eval mode
+    grad_x, grad_a = torch.autograd.grad(score, [x, last])
+    saliency = grad_x.abs().amax(1)
+    cam = F.relu((grad_a.mean((2, 3), keepdim=True) * last).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=(28, 28), mode="bilinear", align_corners=False)[:, 0]
+    return _unit_max(saliency), _unit_max(cam)
+
+
+@torch.no_grad()
+def strongest_channels(model, images_u8: torch.Tensor, mean: float, std: float, keep: int = MAX_CHANNELS):
+    """Per conv layer: (maps n×k×h×w, channel indices per input, channel count); all channels when few,
+    else the `keep` with the largest mean activation for each input."""
+    _, outputs = forward_with_conv_outputs(model, to_input(images_u8, mean, std))
+    layers = {}
+    for name, out in outputs.items():
+        k = out.shape[1]
+        if k <= keep:
+            idx = torch.arange(k).expand(len(out), k)
+        else:
+            idx = out.mean((2, 3)).topk(keep, dim=1).indices
+        maps = torch.stack([out[i, idx[i]] for i in range(len(out))])
+        layers[name] = (maps.numpy(), idx.tolist(), k)
+    return layers
+
+
+# ----------------------------------------------------------------------------------------------- html
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+header{background:#1f3b57;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 28px;z-index:1}
+nav a{margin-right:14px;color:#1f3b57;text-decoration:none}main{max-width:1200px;margin:0 auto;padding:0 28px}
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:18px 0;padding:6px 20px 16px}
+h2{border-bottom:2px solid #1f3b57;padding-bottom:4px}figure{margin:14px 0}figcaption{color:#555;font-size:13px}
+img{max-width:100%;height:auto}table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 9px;text-align:right}th{background:#eef2f6}
+td:first-child,th:first-child{text-align:left}table.kv td{text-align:left}.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;background:#f6f8fa}.card b{display:block;font-size:20px}
+table.sortable th{cursor:pointer;user-select:none}table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
+table.sortable th[aria-sort=descending]::after{content:" \\25BC"}.scroll{max-height:520px;overflow:auto;display:inline-block}
+.muted{color:#666}
+"""
+
+# Sorts the table whose header was clicked by the cells' data-value (numbers), toggling the direction.
+SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var ascending = th.getAttribute("aria-sort") !== "ascending";
+    table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    var value = function (row) { var v = parseFloat(row.cells[col].dataset.value); return isNaN(v) ? -Infinity : v; };
+    Array.from(body.rows)
+      .sort(function (a, b) { return (value(a) - value(b)) * (ascending ? 1 : -1); })
+      .forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+# Self-contained by construction: the page may load nothing but what it embeds.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+esc = html.escape
+
+
+def kv_table(rows: dict) -> str:
+    return '<table class="kv">' + "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>"
+                                          for k, v in rows.items()) + "</table>"
+
+
+def per_class_table(per_class: list[dict], ap: np.ndarray) -> str:
+    head = ["class", "precision", "recall", "F1", "support", "ROC AUC", "average precision"]
+    rows = []
+    for i, r in enumerate(per_class):
+        cells = [(i, esc(r["class"])), (r["precision"], f"{r['precision']:.4f}"), (r["recall"], f"{r['recall']:.4f}"),
+                 (r["f1"], f"{r['f1']:.4f}"), (r["support"], str(r["support"])),
+                 (r["roc_auc"], "–" if r["roc_auc"] is None else f"{r['roc_auc']:.4f}"),
+                 (None if np.isnan(ap[i]) else ap[i], "–" if np.isnan(ap[i]) else f"{ap[i]:.4f}")]
+        rows.append("<tr>" + "".join(f'<td data-value="{"" if v is None else v}">{text}</td>' for v, text in cells)
+                    + "</tr>")
+    return ('<div class="scroll"><table class="sortable" id="per-class"><thead><tr>'
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table></div>")
+
+
+class Page:
+    """Collects sections; each figure is saved as a PNG beside index.html and embedded in it."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.sections: list[tuple[str, str, str]] = []
+        self.figures: list[str] = []
+
+    def figure(self, fig, name: str, caption: str) -> str:
+        import matplotlib.pyplot as plt
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        plt.close(fig)
+        png = buf.getvalue()
+        atomic_write(self.out_dir / f"{name}.png", lambda p: p.write_bytes(png))
+        self.figures.append(f"{name}.png")
+        data = base64.b64encode(png).decode("ascii")
+        return (f'<figure id="fig-{esc(name)}"><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
+                f"<figcaption>{esc(caption)} <span class=\"muted\">({esc(name)}.png)</span></figcaption></figure>")
+
+    def section(self, anchor: str, title: str, body: str) -> None:
+        self.sections.append((anchor, title, body))
+
+    def html(self, title: str, subtitle: str) -> str:
+        nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t, _ in self.sections)
+        body = "".join(f'<section id="{a}"><h2>{esc(t)}</h2>{b}</section>' for a, t, b in self.sections)
+        return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+                f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f'<link rel="icon" href="data:,"><title>{esc(title)}</title><style>{STYLE}</style></head><body>'
+                f"<header><h1>{esc(title)}</h1><div>{esc(subtitle)}</div></header><nav>{nav}</nav>"
+                f"<main>{body}</main><script>{SCRIPT}</script></body></html>")
+
+
+# ----------------------------------------------------------------------------------------------- the report
+def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
+    """config.json (with its _environment) and metrics.jsonl, or a ReportError naming the file."""
+    config_path, rows_path = run_dir / "config.json", run_dir / "metrics.jsonl"
+    if not config_path.is_file():
+        raise ReportError(f"{run_dir}: not a run directory (no config.json)")
+    try:
+        raw = json.loads(config_path.read_text())
+        rows = [json.loads(ln) for ln in rows_path.read_text().splitlines() if ln.strip()] \
+            if rows_path.is_file() else []
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{run_dir}: invalid JSON in config.json or metrics.jsonl ({err})") from None
+    return Config.from_dict(raw), raw.get("_environment", {}), rows
+
+
+def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset | None = None,
+                 device: str = "auto", log=print) -> Path:
+    """Write RUN_DIR/report/ (index.html, the PNGs, report.json) for the kept model on `split`
+    (default: test, else val); returns the path of index.html. `data` skips rebuilding the dataset."""
+    from . import report_figures as figs
+    from .train import resolve_device, resolve_precision
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    cfg, train_env, rows = load_run(run_dir)
+    dev = resolve_device(device)
+    precision = resolve_precision(cfg.precision, dev)
+    model, meta = load_model(run_dir, dev)
+    if cfg.channels_last:  # as finish() evaluated it, so the numbers match metrics.json
+        model = model.to(memory_format=torch.channels_last)
+    data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction,
+                                 cfg.seed)
+    if data.classes != meta["classes"]:
+        raise ReportError(f"{run_dir / 'model.json'}: the model's classes {''.join(meta['classes'])!r} differ "
+                          f"from the data's {''.join(data.classes)!r}")
+    parts = {"train": data.train, "val": data.val, "test": data.test}
+    split = split or ("test" if data.test is not None else "val")
+    if split not in parts:
+        raise ReportError(f"--split {split!r}: expected train, val or test")
+    if parts[split] is None:
+        raise ReportError(f"dataset {data.name} has no {split} part to report on")
+    images, labels = parts[split]
+    mean, std = meta["normalize"]["mean"], meta["normalize"]["std"]
+    metrics, logits = evaluate(model, images, labels, data.classes, mean=mean, std=std, device=dev,
+                               precision=precision, batch_size=cfg.eval_batch_size,
+                               channels_last=cfg.channels_last, return_logits=True)
+    classes, c = data.classes, len(data.classes)
+    y = labels.numpy()
+    probs = torch.softmax(logits, 1).numpy().astype(np.float64)
+    pred, confidence = probs.argmax(1), probs.max(1)
+    images_np = images.numpy()
+    rng = np.random.default_rng(0)
+    out_dir = run_dir / "report"
+    out_dir.mkdir(exist_ok=True)
+    page = Page(out_dir)
+
+    # 1. data
+    counts = {p: np.bincount(t[1].numpy(), minlength=c) for p, t in parts.items() if t is not None}
+    sampled = {p: t[0][torch.from_numpy(rng.choice(len(t[0]), min(len(t[0]), 20_000), replace=False))]
+               for p, t in parts.items() if t is not None and len(t[0])}
+    hist = {p: np.bincount(s.numpy().ravel(), minlength=256) for p, s in sampled.items()}
+    train_y = data.train[1].numpy()
+    sample_rows = [data.train[0][rng.permutation(np.flatnonzero(train_y == k))[:SAMPLES_PER_CLASS]].numpy()
+                   for k in range(c)]
+    page.section("data", "1. Data", (
+        f"<p>{esc(data.name)}: {c} classes <code>{esc(''.join(classes))}</code>; "
+        + ", ".join(f"{p} {int(n.sum()):,}" for p, n in counts.items()) + " images.</p>"
+        + page.figure(figs.class_distribution(counts, classes), "class_distribution",
+                      "Images per class in each part.")
+        + page.figure(figs.pixel_intensity(hist, data.train[0][:20_000].float().mean(0).numpy()),
+                      "pixel_intensity", "Pixel values (up to 20,000 images per part) and the mean training "
+                                         "image.")
+        + page.figure(figs.image_rows(sample_rows, [f"'{figs.label(ch)}'" for ch in classes], SAMPLES_PER_CLASS,
+                                      "Random training samples per class (upright, as the model sees them)"),
+                      "samples", "Random training images of every class.")))
+
+    # 2. training
+    kept_epoch = (max(rows, key=lambda r: r.get("val_accuracy", -1))["epoch"] if any("val_accuracy" in r
+                  for r in rows) else rows[-1]["epoch"]) if rows else 0
+    training = ""
+    if rows:
+        training += page.figure(figs.training_curves(rows, kept_epoch, metrics, split), "training",
+                                f"Per epoch; the star is the kept model (epoch {kept_epoch}) on {split}.")
+    report_env = {"torch (report)": torch.__version__, "device (report)": str(dev), "precision (report)": precision}
+    training += ("<h3>Configuration</h3>" + kv_table(cfg.to_dict()) + "<h3>Environment</h3>"
+                 + kv_table({**train_env, "parameters": f"{meta.get('parameters', 0):,}", **report_env}))
+    page.section("training", "2. Training", training)
+
+    # 3. results
+    cards = {"accuracy": metrics["accuracy"], "top-5 accuracy": metrics["top5_accuracy"], "loss": metrics["loss"]}
+    for avg in ("macro", "weighted"):
+        cards.update({f"{m} ({avg})": metrics[f"{k}_{avg}"] for m, k in
+                      (("precision", "precision"), ("recall", "recall"), ("F1", "f1"))})
+    curves = one_vs_rest_curves(probs, y, np.array([np.nan if r["roc_auc"] is None else r["roc_auc"]
+                                                    for r in metrics["per_class"]]))
+    page.section("results", "3. Results", (
+        f"<p>The kept model on <b>{split}</b> ({metrics['n']:,} images), from <code>evaluate()</code> "
+        "(the same call that writes metrics.json).</p><div class=\"cards\">"
+        + "".join(f'<div class="card"><b>{v:.4f}</b>{esc(k)}</div>' for k, v in cards.items()) + "</div>"
+        + "<h3>Per class</h3><p class=\"muted\">Click a column header to sort.</p>"
+        + per_class_table(metrics["per_class"], curves["ap"])))
+
+    # 4. confusion
+    cm = np.asarray(metrics["confusion_matrix"])
+    pairs = confused_pairs(cm)
+    pair_rows = [images_np[(y == t) & (pred == p)][:10] for t, p, _ in pairs]
+    pair_labels = [f"'{figs.label(classes[t])}' → '{figs.label(classes[p])}'  {n}" for t, p, n in pairs]
+    confusion = (page.figure(figs.confusion(cm, classes, normalized=False), "confusion_counts",
+                             "Rows: true class, columns: predicted class.")
+                 + page.figure(figs.confusion(cm, classes, normalized=True), "confusion_normalized",
+                               "Each row divided by its class's support: the diagonal is the recall."))
+    if pairs:
+        confusion += page.figure(figs.image_rows(pair_rows, pair_labels, 10, f"The {len(pairs)} most-confused "
+                                                 "pairs: true → predicted, count, examples"),
+                                 "confused_pairs", "Most frequent confusions with up to 10 of their images.")
+    else:
+        confusion += "<p>No confusions: every image is classified correctly.</p>"
+    page.section("confusion", "4. Confusion matrix", confusion)
+
+    # 5. ROC and precision-recall
+    page.section("roc", "5. ROC and precision-recall", (
+        page.figure(figs.one_vs_rest(curves["roc"], curves["auc"], classes, curves["roc_averages"], "roc"), "roc",
+                    "One-vs-rest ROC from the predicted probabilities; the five lowest-AUC classes in colour. "
+                    "Macro AUC is the mean of the per-class AUCs.")
+        + page.figure(figs.one_vs_rest(curves["pr"], curves["ap"], classes, curves["pr_averages"], "pr"), "pr",
+                      "One-vs-rest precision-recall; the five lowest average-precision classes in colour.")))
+
+    # 6. calibration
+    cal = calibration(probs, y)
+    page.section("calibration", "6. Calibration", (
+        f"<p>Expected calibration error ({CALIBRATION_BINS} equal-width bins): <b>{cal['ece']:.4f}</b>.</p>"
+        + page.figure(figs.reliability(cal["confidence"], cal["accuracy"], cal["count"], cal["edges"], cal["ece"]),
+                      "calibration", "Bars below the diagonal: the model is over-confident there.")))
+
+    # 7. errors
+    wrong = np.flatnonzero(pred != y)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:ERRORS_SHOWN]
+    if len(wrong):
+        gallery = page.figure(figs.image_grid(
+            [images_np[i] for i in wrong],
+            [f"'{figs.label(classes[y[i]])}'→'{figs.label(classes[pred[i]])}' {confidence[i]:.0%}" for i in wrong],
+            8, "Misclassified: true → predicted, confidence; most confident first"), "errors",
+            f"{int((pred != y).sum()):,} of {len(y):,} images are misclassified; the {len(wrong)} most confident "
+            "mistakes.")
+    else:
+        gallery = "<p>No misclassified images.</p>"
+    page.section("errors", "7. Errors", gallery)
+
+    # 8. inside the network (a small subsample: a few forward/backward passes on the CPU)
+    net = inspectable(model)
+    right = np.flatnonzero(pred == y)
+    chosen = []
+    for k in np.linspace(0, c - 1, ACTIVATION_INPUTS).round().astype(int):
+        pool = right[y[right] == k] if (y[right] == k).any() else np.flatnonzero(y == k)
+        if len(pool):
+            chosen.append(int(rng.choice(pool)))
+    chosen_titles = [f"'{figs.label(classes[y[i]])}' → '{figs.label(classes[pred[i]])}'" for i in chosen]
+    inside = ""
+    for name, (maps, channels, total) in strongest_channels(net, images[chosen], mean, std).items():
+        inside += page.figure(figs.activation_maps([images_np[i] for i in chosen], chosen_titles, maps, channels,
+                                                   name, total), f"activations_{name.replace('.', '_')}",
+                              f"Output of convolution layer {name} (before its non-linearity): "
+                              + (f"all {total} channels." if maps.shape[1] == total else
+                                 f"the {maps.shape[1]} strongest of {total} channels for each input."))
+    first_name, first = conv_layers(net)[0]
+    inside += page.figure(figs.filters(first.weight.detach().numpy(), first_name), "filters",
+                          "Weights of every first-layer filter.")
+    groups = []
+    for group, pool in (("correct", right), ("wrong", np.flatnonzero(pred != y))):
+        if len(pool):
+            pick = np.sort(rng.choice(pool, min(ATTRIBUTION_PER_GROUP, len(pool)), replace=False))
+            saliency, cams = saliency_and_gradcam(net, images[pick], mean, std)
+            groups.append((group, [images_np[i] for i in pick], list(saliency), list(cams),
+                           [f"'{figs.label(classes[y[i]])}'→'{figs.label(classes[pred[i]])}' {confidence[i]:.0%}"
+                            for i in pick]))
+    inside += page.figure(figs.attributions(groups), "attribution",
+                          "Saliency: gradient magnitude of the predicted class's logit per pixel. Grad-CAM: the "
+                          "last convolution's channels weighted by their mean gradient, upsampled.")
+    page.section("network", "8. Inside the network", inside)
+
+    seconds = time.perf_counter() - t0
+    summary = {k: metrics[k] for k in ("n", "accuracy", "top5_accuracy", "loss", "precision_macro", "recall_macro",
+                                       "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
+                                       "roc_auc_macro")}
+    summary.update(split=split, ece=cal["ece"], roc_auc_micro=curves["roc_averages"]["micro average"][2],
+                   average_precision_micro=curves["pr_averages"]["micro average"][2],
+                   average_precision_macro=curves["pr_averages"]["macro average"][2],
+                   confused_pairs=[{"true": classes[t], "predicted": classes[p], "count": n} for t, p, n in pairs],
+                   kept_epoch=kept_epoch, figures=page.figures, seconds=round(seconds, 2))
+    write_json(out_dir / "report.json", summary)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    title = f"emnist-cnn report: {run_dir.name}"
+    subtitle = (f"{meta['architecture']} ({meta.get('parameters', 0):,} parameters) on {data.name}; {split} accuracy "
+                f"{metrics['accuracy']:.4f}; generated {stamp}")
+    index = out_dir / "index.html"
+    atomic_write(index, lambda p: p.write_text(page.html(title, subtitle), encoding="utf-8"))
+    log(f"report {index} ({len(page.figures)} figures, {seconds:.1f} s)")
+    return index
