@@ -12,6 +12,7 @@ import html
 import io
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -249,6 +250,29 @@ class Page:
 
 
 # ----------------------------------------------------------------------------------------------- the report
+@dataclass
+class Evaluated:
+    """The kept model's predictions on the reported split, as evaluate() returned them."""
+    split: str
+    classes: list[str]
+    metrics: dict
+    images: torch.Tensor       # uint8 N×28×28
+    labels: np.ndarray
+    probs: np.ndarray          # softmax of evaluate()'s logits
+    mean: float
+    std: float
+
+    def __post_init__(self):
+        self.pred, self.confidence = self.probs.argmax(1), self.probs.max(1)
+        self.right, self.wrong = np.flatnonzero(self.pred == self.labels), np.flatnonzero(self.pred != self.labels)
+
+    def caption(self, i: int) -> str:
+        """true -> predicted, confidence: the caption of one evaluated image."""
+        from .report_figures import label
+        return (f"'{label(self.classes[self.labels[i]])}'→'{label(self.classes[self.pred[i]])}' "
+                f"{self.confidence[i]:.0%}")
+
+
 def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
     """config.json (with its _environment) and metrics.jsonl, or a ReportError naming the file."""
     config_path, rows_path = run_dir / "config.json", run_dir / "metrics.jsonl"
@@ -263,11 +287,146 @@ def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
     return Config.from_dict(raw), raw.get("_environment", {}), rows
 
 
+def data_section(page: Page, data: Dataset, rng: np.random.Generator) -> None:
+    from . import report_figures as figs
+    parts = {p: t for p, t in (("train", data.train), ("val", data.val), ("test", data.test)) if t is not None}
+    c = len(data.classes)
+    counts = {p: np.bincount(t[1].numpy(), minlength=c) for p, t in parts.items()}
+    hist = {p: np.bincount(t[0][torch.from_numpy(rng.choice(len(t[0]), min(len(t[0]), 20_000), replace=False))]
+                           .numpy().ravel(), minlength=256) for p, t in parts.items() if len(t[0])}
+    train_x, train_y = data.train[0], data.train[1].numpy()
+    samples = [train_x[rng.permutation(np.flatnonzero(train_y == k))[:SAMPLES_PER_CLASS]].numpy() for k in range(c)]
+    page.section("data", "1. Data", (
+        f"<p>{esc(data.name)}: {c} classes <code>{esc(''.join(data.classes))}</code>; "
+        + ", ".join(f"{p} {int(n.sum()):,}" for p, n in counts.items()) + " images.</p>"
+        + page.figure(figs.class_distribution(counts, data.classes), "class_distribution",
+                      "Images per class in each part.")
+        + page.figure(figs.pixel_intensity(hist, train_x[:20_000].float().mean(0).numpy()), "pixel_intensity",
+                      "Pixel values (up to 20,000 images per part) and the mean training image.")
+        + page.figure(figs.image_rows(samples, [f"'{figs.label(ch)}'" for ch in data.classes], SAMPLES_PER_CLASS,
+                                      "Random training samples per class (upright, as the model sees them)"),
+                      "samples", "Random training images of every class.")))
+
+
+def kept_epoch(rows: list[dict]) -> int:
+    """The epoch whose model train() kept: the first best validation accuracy, else the last epoch."""
+    if any("val_accuracy" in r for r in rows):
+        return max(rows, key=lambda r: r.get("val_accuracy", -1))["epoch"]
+    return rows[-1]["epoch"] if rows else 0
+
+
+def training_section(page: Page, ev: Evaluated, cfg: Config, rows: list[dict], env: dict) -> None:
+    from . import report_figures as figs
+    body = ""
+    if rows:
+        epoch = kept_epoch(rows)
+        body += page.figure(figs.training_curves(rows, epoch, ev.metrics, ev.split), "training",
+                            f"Per epoch; the star is the kept model (epoch {epoch}) on {ev.split}.")
+    body += "<h3>Configuration</h3>" + kv_table(cfg.to_dict()) + "<h3>Environment</h3>" + kv_table(env)
+    page.section("training", "2. Training", body)
+
+
+def results_section(page: Page, ev: Evaluated, ap: np.ndarray) -> None:
+    m = ev.metrics
+    cards = {"accuracy": m["accuracy"], "top-5 accuracy": m["top5_accuracy"], "loss": m["loss"]}
+    for avg in ("macro", "weighted"):
+        cards.update({f"{name} ({avg})": m[f"{key}_{avg}"] for name, key in
+                      (("precision", "precision"), ("recall", "recall"), ("F1", "f1"))})
+    page.section("results", "3. Results", (
+        f"<p>The kept model on <b>{ev.split}</b> ({m['n']:,} images), from <code>evaluate()</code> "
+        "(the same call that writes metrics.json).</p><div class=\"cards\">"
+        + "".join(f'<div class="card"><b>{v:.4f}</b>{esc(k)}</div>' for k, v in cards.items()) + "</div>"
+        + "<h3>Per class</h3><p class=\"muted\">Click a column header to sort.</p>"
+        + per_class_table(m["per_class"], ap)))
+
+
+def confusion_section(page: Page, ev: Evaluated, pairs: list[tuple[int, int, int]]) -> None:
+    from . import report_figures as figs
+    cm = np.asarray(ev.metrics["confusion_matrix"])
+    body = (page.figure(figs.confusion(cm, ev.classes, normalized=False), "confusion_counts",
+                        "Rows: true class, columns: predicted class.")
+            + page.figure(figs.confusion(cm, ev.classes, normalized=True), "confusion_normalized",
+                          "Each row divided by its class's support: the diagonal is the recall."))
+    if pairs:
+        examples = [ev.images[torch.from_numpy((ev.labels == t) & (ev.pred == p))][:10].numpy() for t, p, _ in pairs]
+        names = [f"'{figs.label(ev.classes[t])}' → '{figs.label(ev.classes[p])}'  {n}" for t, p, n in pairs]
+        body += page.figure(figs.image_rows(examples, names, 10, f"The {len(pairs)} most-confused pairs: "
+                                            "true → predicted, count, examples"),
+                            "confused_pairs", "Most frequent confusions with up to 10 of their images.")
+    else:
+        body += "<p>No confusions: every image is classified correctly.</p>"
+    page.section("confusion", "4. Confusion matrix", body)
+
+
+def curves_section(page: Page, ev: Evaluated, curves: dict) -> None:
+    from . import report_figures as figs
+    page.section("roc", "5. ROC and precision-recall", (
+        page.figure(figs.one_vs_rest(curves["roc"], curves["auc"], ev.classes, curves["roc_averages"], "roc"),
+                    "roc", "One-vs-rest ROC from the predicted probabilities; the five lowest-AUC classes in "
+                           "colour. Macro AUC is the mean of the per-class AUCs.")
+        + page.figure(figs.one_vs_rest(curves["pr"], curves["ap"], ev.classes, curves["pr_averages"], "pr"),
+                      "pr", "One-vs-rest precision-recall; the five lowest average-precision classes in colour.")))
+
+
+def calibration_section(page: Page, cal: dict) -> None:
+    from . import report_figures as figs
+    page.section("calibration", "6. Calibration", (
+        f"<p>Expected calibration error ({len(cal['count'])} equal-width bins): <b>{cal['ece']:.4f}</b>.</p>"
+        + page.figure(figs.reliability(cal["confidence"], cal["accuracy"], cal["count"], cal["edges"], cal["ece"]),
+                      "calibration", "Bars below the diagonal: the model is over-confident there.")))
+
+
+def errors_section(page: Page, ev: Evaluated) -> None:
+    from . import report_figures as figs
+    shown = ev.wrong[np.argsort(-ev.confidence[ev.wrong], kind="stable")][:ERRORS_SHOWN]
+    body = "<p>No misclassified images.</p>"
+    if len(shown):
+        body = page.figure(figs.image_grid([ev.images[i].numpy() for i in shown], [ev.caption(i) for i in shown],
+                                           8, "Misclassified: true → predicted, confidence; most confident first"),
+                           "errors", f"{len(ev.wrong):,} of {len(ev.labels):,} images are misclassified; the "
+                                     f"{len(shown)} most confident mistakes.")
+    page.section("errors", "7. Errors", body)
+
+
+def network_section(page: Page, ev: Evaluated, model: torch.nn.Module, rng: np.random.Generator) -> None:
+    """Activation maps, first-layer filters, saliency and Grad-CAM: a small subsample on a CPU copy."""
+    from . import report_figures as figs
+    net = inspectable(model)
+    chosen = []  # a correctly classified image (if any) of a few classes spread over the alphabet
+    for k in np.linspace(0, len(ev.classes) - 1, ACTIVATION_INPUTS).round().astype(int):
+        right_k = ev.right[ev.labels[ev.right] == k]
+        pool = right_k if len(right_k) else np.flatnonzero(ev.labels == k)
+        if len(pool):
+            chosen.append(int(rng.choice(pool)))
+    inputs = [ev.images[i].numpy() for i in chosen]
+    body = ""
+    for name, (maps, channels, total) in strongest_channels(net, ev.images[chosen], ev.mean, ev.std).items():
+        k = maps.shape[1]
+        body += page.figure(
+            figs.activation_maps(inputs, [ev.caption(i) for i in chosen], maps, channels, name, total),
+            f"activations_{name.replace('.', '_')}", f"Output of convolution layer {name} (before its "
+            f"non-linearity): " + (f"all {total} channels." if k == total else
+                                   f"the {k} strongest of {total} channels for each input."))
+    first_name, first = conv_layers(net)[0]
+    body += page.figure(figs.filters(first.weight.detach().numpy(), first_name), "filters",
+                        "Weights of every first-layer filter.")
+    groups = []
+    for group, pool in (("correct", ev.right), ("wrong", ev.wrong)):
+        if len(pool):
+            pick = np.sort(rng.choice(pool, min(ATTRIBUTION_PER_GROUP, len(pool)), replace=False))
+            saliency, cams = saliency_and_gradcam(net, ev.images[pick], ev.mean, ev.std)
+            groups.append((group, [ev.images[i].numpy() for i in pick], list(saliency), list(cams),
+                           [ev.caption(i) for i in pick]))
+    body += page.figure(figs.attributions(groups), "attribution",
+                        "Saliency: gradient magnitude of the predicted class's logit per pixel. Grad-CAM: the last "
+                        "convolution's channels weighted by their mean gradient, upsampled.")
+    page.section("network", "8. Inside the network", body)
+
+
 def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset | None = None,
                  device: str = "auto", log=print) -> Path:
     """Write RUN_DIR/report/ (index.html, the PNGs, report.json) for the kept model on `split`
     (default: test, else val); returns the path of index.html. `data` skips rebuilding the dataset."""
-    from . import report_figures as figs
     from .train import resolve_device, resolve_precision
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -293,139 +452,26 @@ def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset
     metrics, logits = evaluate(model, images, labels, data.classes, mean=mean, std=std, device=dev,
                                precision=precision, batch_size=cfg.eval_batch_size,
                                channels_last=cfg.channels_last, return_logits=True)
-    classes, c = data.classes, len(data.classes)
-    y = labels.numpy()
-    probs = torch.softmax(logits, 1).numpy().astype(np.float64)
-    pred, confidence = probs.argmax(1), probs.max(1)
-    images_np = images.numpy()
-    rng = np.random.default_rng(0)
+    ev = Evaluated(split, data.classes, metrics, images, labels.numpy(),
+                   torch.softmax(logits, 1).numpy().astype(np.float64), mean, std)
+    per_class_auc = np.array([np.nan if r["roc_auc"] is None else r["roc_auc"] for r in metrics["per_class"]])
+    curves = one_vs_rest_curves(ev.probs, ev.labels, per_class_auc)
+    cal = calibration(ev.probs, ev.labels)
+    pairs = confused_pairs(np.asarray(metrics["confusion_matrix"]))
+    env = {**train_env, "parameters": f"{meta.get('parameters', 0):,}", "torch (report)": torch.__version__,
+           "device (report)": str(dev), "precision (report)": precision}
+
     out_dir = run_dir / "report"
     out_dir.mkdir(exist_ok=True)
-    page = Page(out_dir)
-
-    # 1. data
-    counts = {p: np.bincount(t[1].numpy(), minlength=c) for p, t in parts.items() if t is not None}
-    sampled = {p: t[0][torch.from_numpy(rng.choice(len(t[0]), min(len(t[0]), 20_000), replace=False))]
-               for p, t in parts.items() if t is not None and len(t[0])}
-    hist = {p: np.bincount(s.numpy().ravel(), minlength=256) for p, s in sampled.items()}
-    train_y = data.train[1].numpy()
-    sample_rows = [data.train[0][rng.permutation(np.flatnonzero(train_y == k))[:SAMPLES_PER_CLASS]].numpy()
-                   for k in range(c)]
-    page.section("data", "1. Data", (
-        f"<p>{esc(data.name)}: {c} classes <code>{esc(''.join(classes))}</code>; "
-        + ", ".join(f"{p} {int(n.sum()):,}" for p, n in counts.items()) + " images.</p>"
-        + page.figure(figs.class_distribution(counts, classes), "class_distribution",
-                      "Images per class in each part.")
-        + page.figure(figs.pixel_intensity(hist, data.train[0][:20_000].float().mean(0).numpy()),
-                      "pixel_intensity", "Pixel values (up to 20,000 images per part) and the mean training "
-                                         "image.")
-        + page.figure(figs.image_rows(sample_rows, [f"'{figs.label(ch)}'" for ch in classes], SAMPLES_PER_CLASS,
-                                      "Random training samples per class (upright, as the model sees them)"),
-                      "samples", "Random training images of every class.")))
-
-    # 2. training
-    kept_epoch = (max(rows, key=lambda r: r.get("val_accuracy", -1))["epoch"] if any("val_accuracy" in r
-                  for r in rows) else rows[-1]["epoch"]) if rows else 0
-    training = ""
-    if rows:
-        training += page.figure(figs.training_curves(rows, kept_epoch, metrics, split), "training",
-                                f"Per epoch; the star is the kept model (epoch {kept_epoch}) on {split}.")
-    report_env = {"torch (report)": torch.__version__, "device (report)": str(dev), "precision (report)": precision}
-    training += ("<h3>Configuration</h3>" + kv_table(cfg.to_dict()) + "<h3>Environment</h3>"
-                 + kv_table({**train_env, "parameters": f"{meta.get('parameters', 0):,}", **report_env}))
-    page.section("training", "2. Training", training)
-
-    # 3. results
-    cards = {"accuracy": metrics["accuracy"], "top-5 accuracy": metrics["top5_accuracy"], "loss": metrics["loss"]}
-    for avg in ("macro", "weighted"):
-        cards.update({f"{m} ({avg})": metrics[f"{k}_{avg}"] for m, k in
-                      (("precision", "precision"), ("recall", "recall"), ("F1", "f1"))})
-    curves = one_vs_rest_curves(probs, y, np.array([np.nan if r["roc_auc"] is None else r["roc_auc"]
-                                                    for r in metrics["per_class"]]))
-    page.section("results", "3. Results", (
-        f"<p>The kept model on <b>{split}</b> ({metrics['n']:,} images), from <code>evaluate()</code> "
-        "(the same call that writes metrics.json).</p><div class=\"cards\">"
-        + "".join(f'<div class="card"><b>{v:.4f}</b>{esc(k)}</div>' for k, v in cards.items()) + "</div>"
-        + "<h3>Per class</h3><p class=\"muted\">Click a column header to sort.</p>"
-        + per_class_table(metrics["per_class"], curves["ap"])))
-
-    # 4. confusion
-    cm = np.asarray(metrics["confusion_matrix"])
-    pairs = confused_pairs(cm)
-    pair_rows = [images_np[(y == t) & (pred == p)][:10] for t, p, _ in pairs]
-    pair_labels = [f"'{figs.label(classes[t])}' → '{figs.label(classes[p])}'  {n}" for t, p, n in pairs]
-    confusion = (page.figure(figs.confusion(cm, classes, normalized=False), "confusion_counts",
-                             "Rows: true class, columns: predicted class.")
-                 + page.figure(figs.confusion(cm, classes, normalized=True), "confusion_normalized",
-                               "Each row divided by its class's support: the diagonal is the recall."))
-    if pairs:
-        confusion += page.figure(figs.image_rows(pair_rows, pair_labels, 10, f"The {len(pairs)} most-confused "
-                                                 "pairs: true → predicted, count, examples"),
-                                 "confused_pairs", "Most frequent confusions with up to 10 of their images.")
-    else:
-        confusion += "<p>No confusions: every image is classified correctly.</p>"
-    page.section("confusion", "4. Confusion matrix", confusion)
-
-    # 5. ROC and precision-recall
-    page.section("roc", "5. ROC and precision-recall", (
-        page.figure(figs.one_vs_rest(curves["roc"], curves["auc"], classes, curves["roc_averages"], "roc"), "roc",
-                    "One-vs-rest ROC from the predicted probabilities; the five lowest-AUC classes in colour. "
-                    "Macro AUC is the mean of the per-class AUCs.")
-        + page.figure(figs.one_vs_rest(curves["pr"], curves["ap"], classes, curves["pr_averages"], "pr"), "pr",
-                      "One-vs-rest precision-recall; the five lowest average-precision classes in colour.")))
-
-    # 6. calibration
-    cal = calibration(probs, y)
-    page.section("calibration", "6. Calibration", (
-        f"<p>Expected calibration error ({CALIBRATION_BINS} equal-width bins): <b>{cal['ece']:.4f}</b>.</p>"
-        + page.figure(figs.reliability(cal["confidence"], cal["accuracy"], cal["count"], cal["edges"], cal["ece"]),
-                      "calibration", "Bars below the diagonal: the model is over-confident there.")))
-
-    # 7. errors
-    wrong = np.flatnonzero(pred != y)
-    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:ERRORS_SHOWN]
-    if len(wrong):
-        gallery = page.figure(figs.image_grid(
-            [images_np[i] for i in wrong],
-            [f"'{figs.label(classes[y[i]])}'→'{figs.label(classes[pred[i]])}' {confidence[i]:.0%}" for i in wrong],
-            8, "Misclassified: true → predicted, confidence; most confident first"), "errors",
-            f"{int((pred != y).sum()):,} of {len(y):,} images are misclassified; the {len(wrong)} most confident "
-            "mistakes.")
-    else:
-        gallery = "<p>No misclassified images.</p>"
-    page.section("errors", "7. Errors", gallery)
-
-    # 8. inside the network (a small subsample: a few forward/backward passes on the CPU)
-    net = inspectable(model)
-    right = np.flatnonzero(pred == y)
-    chosen = []
-    for k in np.linspace(0, c - 1, ACTIVATION_INPUTS).round().astype(int):
-        pool = right[y[right] == k] if (y[right] == k).any() else np.flatnonzero(y == k)
-        if len(pool):
-            chosen.append(int(rng.choice(pool)))
-    chosen_titles = [f"'{figs.label(classes[y[i]])}' → '{figs.label(classes[pred[i]])}'" for i in chosen]
-    inside = ""
-    for name, (maps, channels, total) in strongest_channels(net, images[chosen], mean, std).items():
-        inside += page.figure(figs.activation_maps([images_np[i] for i in chosen], chosen_titles, maps, channels,
-                                                   name, total), f"activations_{name.replace('.', '_')}",
-                              f"Output of convolution layer {name} (before its non-linearity): "
-                              + (f"all {total} channels." if maps.shape[1] == total else
-                                 f"the {maps.shape[1]} strongest of {total} channels for each input."))
-    first_name, first = conv_layers(net)[0]
-    inside += page.figure(figs.filters(first.weight.detach().numpy(), first_name), "filters",
-                          "Weights of every first-layer filter.")
-    groups = []
-    for group, pool in (("correct", right), ("wrong", np.flatnonzero(pred != y))):
-        if len(pool):
-            pick = np.sort(rng.choice(pool, min(ATTRIBUTION_PER_GROUP, len(pool)), replace=False))
-            saliency, cams = saliency_and_gradcam(net, images[pick], mean, std)
-            groups.append((group, [images_np[i] for i in pick], list(saliency), list(cams),
-                           [f"'{figs.label(classes[y[i]])}'→'{figs.label(classes[pred[i]])}' {confidence[i]:.0%}"
-                            for i in pick]))
-    inside += page.figure(figs.attributions(groups), "attribution",
-                          "Saliency: gradient magnitude of the predicted class's logit per pixel. Grad-CAM: the "
-                          "last convolution's channels weighted by their mean gradient, upsampled.")
-    page.section("network", "8. Inside the network", inside)
+    page, rng = Page(out_dir), np.random.default_rng(0)
+    data_section(page, data, rng)
+    training_section(page, ev, cfg, rows, env)
+    results_section(page, ev, curves["ap"])
+    confusion_section(page, ev, pairs)
+    curves_section(page, ev, curves)
+    calibration_section(page, cal)
+    errors_section(page, ev)
+    network_section(page, ev, model, rng)
 
     seconds = time.perf_counter() - t0
     summary = {k: metrics[k] for k in ("n", "accuracy", "top5_accuracy", "loss", "precision_macro", "recall_macro",
@@ -434,13 +480,13 @@ def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset
     summary.update(split=split, ece=cal["ece"], roc_auc_micro=curves["roc_averages"]["micro average"][2],
                    average_precision_micro=curves["pr_averages"]["micro average"][2],
                    average_precision_macro=curves["pr_averages"]["macro average"][2],
-                   confused_pairs=[{"true": classes[t], "predicted": classes[p], "count": n} for t, p, n in pairs],
-                   kept_epoch=kept_epoch, figures=page.figures, seconds=round(seconds, 2))
+                   confused_pairs=[{"true": data.classes[t], "predicted": data.classes[p], "count": n}
+                                   for t, p, n in pairs],
+                   kept_epoch=kept_epoch(rows), figures=page.figures, seconds=round(seconds, 2))
     write_json(out_dir / "report.json", summary)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     title = f"emnist-cnn report: {run_dir.name}"
-    subtitle = (f"{meta['architecture']} ({meta.get('parameters', 0):,} parameters) on {data.name}; {split} accuracy "
-                f"{metrics['accuracy']:.4f}; generated {stamp}")
+    subtitle = (f"{meta['architecture']} ({meta.get('parameters', 0):,} parameters) on {data.name}; {split} "
+                f"accuracy {metrics['accuracy']:.4f}; generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     index = out_dir / "index.html"
     atomic_write(index, lambda p: p.write_text(page.html(title, subtitle), encoding="utf-8"))
     log(f"report {index} ({len(page.figures)} figures, {seconds:.1f} s)")

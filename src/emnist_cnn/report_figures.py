@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, PowerNorm  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 SPLIT_COLORS = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}
 HIGHLIGHT = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
@@ -208,6 +209,8 @@ def reliability(bin_confidence: np.ndarray, bin_accuracy: np.ndarray, bin_count:
     ax.legend(fontsize=8, loc="upper left")
     ax_n.bar(centers, bin_count, width, color="#888", edgecolor="white")
     ax_n.set_yscale("log")
+    ax_n.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax_n.yaxis.set_minor_formatter(NullFormatter())
     ax_n.set_xlabel("confidence (highest predicted probability)")
     ax_n.set_ylabel("predictions")
     return fig
@@ -248,9 +251,10 @@ def tiles(grid: list[list[np.ndarray | None]], titles: list[list[str]], title: s
                 y, x = r * cell_h + BAND + GAP, c * cell_w + GAP
                 canvas[y:y + TILE, x:x + TILE] = tile
     left = 1.3 if row_labels else 0.1
-    fig = plt.figure(figsize=(inch * n_cols * cell_w / TILE + left, inch * n_rows * cell_h / TILE + 0.45))
-    ax = fig.add_axes((left / fig.get_figwidth(), 0.02, 1 - (left + 0.05) / fig.get_figwidth(),
-                       1 - 0.45 / fig.get_figheight()))
+    top = 0.35  # inches for the title
+    fig = plt.figure(figsize=(inch * n_cols * cell_w / TILE + left, inch * n_rows * cell_h / TILE + top))
+    ax = fig.add_axes((left / fig.get_figwidth(), 0.01, 1 - (left + 0.05) / fig.get_figwidth(),
+                       1 - top / fig.get_figheight() - 0.01))
     ax.imshow(canvas, interpolation="nearest", aspect="equal")
     for r, row in enumerate(titles):
         for c, text in enumerate(row):
