@@ -125,17 +125,25 @@ def _unit_max(t: torch.Tensor) -> np.ndarray:
     return (t / t.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)).detach().numpy()
 
 
-def saliency_and_gradcam(model, images_u8: torch.Tensor, mean: float, std: float) -> tuple[np.ndarray, np.ndarray]:
-    """For the predicted class: |d logit / d input| (saliency) and Grad-CAM on the last convolution's output,
-    each scaled to [0, 1] per image."""
-    x = to_input(images_u8, mean, std).requires_grad_(True)
-    logits, outputs = forward_with_conv_outputs(model, x)
+def saliency_and_gradcam(model, images_u8: torch.Tensor, mean: float, std: float, samples: int = 16,
+                         noise: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """For the predicted class: SmoothGrad saliency (|d logit / d input| averaged over `samples` copies with
+    Gaussian noise of `noise` × the input range; plain gradients are speckled) and Grad-CAM on the last
+    convolution's output of the clean input; each scaled to [0, 1] per image."""
+    x = to_input(images_u8, mean, std)
+    n = len(x)
+    with torch.no_grad():
+        target = model(x).argmax(1)
+    gen = torch.Generator().manual_seed(0)
+    jitter = torch.randn((samples - 1) * n, *x.shape[1:], generator=gen) * noise * float(x.max() - x.min())
+    batch = torch.cat([x, x.repeat(samples - 1, 1, 1, 1) + jitter]).requires_grad_(True)  # the first n: clean
+    logits, outputs = forward_with_conv_outputs(model, batch)
     last = outputs[conv_layers(model)[-1][0]]
-    score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()  # images are independent in eval mode
-    grad_x, grad_a = torch.autograd.grad(score, [x, last])
-    saliency = grad_x.abs().amax(1)
-    cam = F.relu((grad_a.mean((2, 3), keepdim=True) * last).sum(1, keepdim=True))
-    cam = F.interpolate(cam, size=(28, 28), mode="bilinear", align_corners=False)[:, 0]
+    score = logits.gather(1, target.repeat(samples).view(-1, 1)).sum()  # images are independent in eval mode
+    grad_x, grad_a = torch.autograd.grad(score, [batch, last])
+    saliency = grad_x.abs().amax(1).view(samples, n, *x.shape[2:]).mean(0)
+    cam = F.relu((grad_a[:n].mean((2, 3), keepdim=True) * last[:n]).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
     return _unit_max(saliency), _unit_max(cam)
 
 
@@ -162,7 +170,8 @@ body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;
 header{background:#1f3b57;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 28px;z-index:1}
 nav a{margin-right:14px;color:#1f3b57;text-decoration:none}main{max-width:1200px;margin:0 auto;padding:0 28px}
-section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:18px 0;padding:6px 20px 16px}
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:18px 0;padding:6px 20px 16px;
+scroll-margin-top:44px}
 h2{border-bottom:2px solid #1f3b57;padding-bottom:4px}figure{margin:14px 0}figcaption{color:#555;font-size:13px}
 img{max-width:100%;height:auto}table{border-collapse:collapse;margin:8px 0;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 9px;text-align:right}th{background:#eef2f6}
@@ -170,6 +179,7 @@ td:first-child,th:first-child{text-align:left}table.kv td{text-align:left}.cards
 .card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;background:#f6f8fa}.card b{display:block;font-size:20px}
 table.sortable th{cursor:pointer;user-select:none}table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
 table.sortable th[aria-sort=descending]::after{content:" \\25BC"}.scroll{max-height:520px;overflow:auto;display:inline-block}
+.scroll thead th{position:sticky;top:0}
 .muted{color:#666}
 """
 
@@ -418,7 +428,8 @@ def network_section(page: Page, ev: Evaluated, model: torch.nn.Module, rng: np.r
             groups.append((group, [ev.images[i].numpy() for i in pick], list(saliency), list(cams),
                            [ev.caption(i) for i in pick]))
     body += page.figure(figs.attributions(groups), "attribution",
-                        "Saliency: gradient magnitude of the predicted class's logit per pixel. Grad-CAM: the last "
+                        "Saliency (SmoothGrad): gradient magnitude of the predicted class's logit per pixel, "
+                        "averaged over 16 noisy copies. Grad-CAM: the last "
                         "convolution's channels weighted by their mean gradient, upsampled.")
     page.section("network", "8. Inside the network", body)
 

@@ -45,13 +45,15 @@ def class_distribution(counts: dict[str, np.ndarray], classes: list[str]):
 
 
 def pixel_intensity(histograms: dict[str, np.ndarray], mean_image: np.ndarray):
-    """Share of pixels at each value 0..255 per part (log scale), and the mean training image."""
+    """Share of pixels at each value per part (log scale), and the mean training image."""
     fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=[3, 1], layout="constrained")
-    for part, h in histograms.items():
-        ax.step(np.arange(256), h / h.sum(), where="mid", label=part, color=SPLIT_COLORS.get(part), lw=1.2)
+    for part, h in histograms.items():  # 0 (background) dwarfs the rest: its share goes into the legend
+        share = h / h.sum()
+        ax.step(np.arange(1, 256), share[1:], where="mid", label=f"{part} (value 0: {share[0]:.0%})",
+                color=SPLIT_COLORS.get(part), lw=1.0)
     ax.set_yscale("log")
-    ax.set_xlim(0, 255)
-    ax.set_xlabel("pixel value (0 = background, 255 = ink)")
+    ax.set_xlim(1, 255)
+    ax.set_xlabel("pixel value 1..255 (0 = background, 255 = ink)")
     ax.set_ylabel("share of pixels")
     ax.set_title("Pixel-intensity distribution")
     ax.legend(fontsize=8)
@@ -199,8 +201,9 @@ def reliability(bin_confidence: np.ndarray, bin_accuracy: np.ndarray, bin_count:
     filled = bin_count > 0
     ax.bar(centers[filled], bin_accuracy[filled], width[filled], color="#4c72b0", edgecolor="white",
            label="accuracy")
-    ax.bar(centers[filled], bin_confidence[filled] - bin_accuracy[filled], width[filled],
-           bottom=bin_accuracy[filled], color="#d62728", alpha=0.35, label="gap to confidence")
+    ax.bar(centers[filled], bin_confidence[filled] - bin_accuracy[filled], width[filled],  # either direction
+           bottom=bin_accuracy[filled], facecolor="none", edgecolor="#d62728", hatch="///", lw=0.8,
+           label="gap between accuracy and mean confidence")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability diagram — expected calibration error {ece:.4f}")
