@@ -178,8 +178,8 @@ th,td{border:1px solid #ddd;padding:3px 9px;text-align:right}th{background:#eef2
 td:first-child,th:first-child{text-align:left}table.kv td{text-align:left}.cards{display:flex;flex-wrap:wrap;gap:10px}
 .card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;background:#f6f8fa}.card b{display:block;font-size:20px}
 table.sortable th{cursor:pointer;user-select:none}table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
-table.sortable th[aria-sort=descending]::after{content:" \\25BC"}.scroll{max-height:520px;overflow:auto;display:inline-block}
-.scroll thead th{position:sticky;top:0}
+table.sortable th[aria-sort=descending]::after{content:" \\25BC"}
+.scroll{max-height:520px;overflow:auto;display:inline-block}.scroll thead th{position:sticky;top:0}
 .muted{color:#666}
 """
 
