@@ -50,7 +50,8 @@ def test_local_balanced36_resplit(real_data_dir):
 
 
 def test_tiny_model_learns_local_digits(real_data_dir, tmp_path):
-    cfg = get_preset("reference-digits").replace(split="localdigits", epochs=1, out_dir=str(tmp_path))
+    cfg = get_preset("reference-digits").replace(split="localdigits", epochs=1, out_dir=str(tmp_path),
+                                                     report=False)
     run = train(cfg, progress=False, log=lambda *a: None)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n"] == 17_500 and metrics["accuracy"] > 0.93

@@ -16,7 +16,7 @@ from emnist_cnn.models import create_model, list_models
 def small_config(synth_dir, tmp_path, **kw):
     base = dict(split="synth", data_dir=str(synth_dir), model="cnn3", epochs=3, batch_size=32, lr=2e-3,
                 scheduler="step", step_size=2, rotate=10.0, val_fraction=0.25, out_dir=str(tmp_path / "runs"),
-                eval_batch_size=64, preset="test")
+                eval_batch_size=64, preset="test", report=False)
     return Config(**{**base, **kw})
 
 
@@ -76,7 +76,8 @@ def test_resume_after_kill_matches_uninterrupted_run(synth_dir, tmp_path, monkey
 def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
     out = tmp_path / "runs"
     rc = main(["train", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
-               "--epochs", "2", "--lr", "0.005", "--val-fraction", "0.2", "--out-dir", str(out), "--quiet"])
+               "--epochs", "2", "--lr", "0.005", "--val-fraction", "0.2", "--out-dir", str(out), "--quiet",
+               "--no-report"])
     assert rc == 0
     (run,) = out.iterdir()
     assert run.name.startswith("reference-digits-")

@@ -74,6 +74,12 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+    write_report(args.run_dir, args.split, device=args.device)
+    return 0
+
+
 def cmd_data_info(args) -> int:
     import numpy as np
 
@@ -154,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=1024)
     e.add_argument("--output", help="metrics JSON path (default: RUN_DIR/metrics.json for a run)")
     e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("report", help="write RUN_DIR/report/index.html: data, training, results, explanations")
+    r.add_argument("run_dir", help="a run directory (config.json, model files, metrics.jsonl)")
+    r.add_argument("--split", choices=["train", "val", "test"], help="which part (default: test, else val)")
+    r.add_argument("--device", default="auto")
+    r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("data", help="inspect or fetch EMNIST data").add_subparsers(dest="data_command",
                                                                                  required=True)

@@ -273,6 +273,9 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
             break
 
     finish(run_dir, data, device, precision, cfg, load_seconds, log)
+    if cfg.report:
+        from .report import write_report
+        write_report(run_dir, data=data, device=str(device), log=log)
     return run_dir
 
 

@@ -1,0 +1,504 @@
+"""`emnist-cnn report RUN_DIR`: one self-contained HTML page about a run's data, training and model.
+
+RUN_DIR/report/index.html embeds every figure (no CDN, no request: it opens offline); each figure is also
+written as a PNG beside it, and the report's own numbers as report.json. Every metric comes from evaluate()
+(the same call that writes metrics.json) or from the probabilities it returns; figures are in report_figures.py.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import html
+import io
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import atomic_write, load_model, write_json
+from .config import Config
+from .data import Dataset, build_dataset
+from .evaluate import evaluate, to_input
+from .models import conv_layers
+
+TOP_PAIRS = 15            # most-confused pairs shown, each with example images
+ERRORS_SHOWN = 48         # most confident mistakes in the gallery
+ACTIVATION_INPUTS = 4     # inputs whose activation maps are drawn
+MAX_CHANNELS = 16         # layers with more channels show their strongest ones per input
+ATTRIBUTION_PER_GROUP = 8  # correct and wrong predictions explained by saliency and Grad-CAM
+SAMPLES_PER_CLASS = 12
+CALIBRATION_BINS = 15
+
+
+class ReportError(ValueError):
+    """A run directory the report cannot use; the message names the file and the problem."""
+
+
+# ----------------------------------------------------------------------------------------------- numbers
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+    """Reliability per equal-width confidence bin and the expected calibration error
+    ECE = sum over bins of (share of predictions in the bin) * |accuracy - mean confidence|."""
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    safe = np.maximum(count, 1)
+    mean_conf = np.bincount(which, confidence, bins) / safe
+    accuracy = np.bincount(which, correct.astype(float), bins) / safe
+    ece = float((count / max(len(labels), 1) * np.abs(accuracy - mean_conf)).sum())
+    return {"ece": ece, "edges": edges, "confidence": mean_conf, "accuracy": accuracy, "count": count}
+
+
+def one_vs_rest_curves(probs: np.ndarray, labels: np.ndarray, per_class_auc: np.ndarray) -> dict:
+    """Per-class ROC and precision-recall curves from the predicted probabilities, with micro and macro averages.
+    The per-class and macro ROC AUC are evaluate()'s; the rest derives from the same probabilities."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+    c = probs.shape[1]
+    onehot = labels[:, None] == np.arange(c)[None, :]
+    fpr_grid, recall_grid = np.logspace(-5, 0, 300), np.linspace(0, 1, 201)
+    roc, pr, ap = [], [], np.full(c, np.nan)
+    tpr_sum, prec_sum, n_curves = np.zeros_like(fpr_grid), np.zeros_like(recall_grid), 0
+    for k in range(c):
+        if not 0 < onehot[:, k].sum() < len(labels):  # a class needs positives and negatives
+            roc.append((None, None))
+            pr.append((None, None))
+            continue
+        fpr, tpr, _ = roc_curve(onehot[:, k], probs[:, k])
+        precision, recall, _ = precision_recall_curve(onehot[:, k], probs[:, k])
+        ap[k] = average_precision_score(onehot[:, k], probs[:, k])
+        roc.append((fpr, tpr))
+        pr.append((recall, precision))
+        tpr_sum += np.interp(fpr_grid, fpr, tpr)
+        prec_sum += np.interp(recall_grid, recall[::-1], precision[::-1])
+        n_curves += 1
+    fpr, tpr, _ = roc_curve(onehot.ravel(), probs.ravel())
+    precision, recall, _ = precision_recall_curve(onehot.ravel(), probs.ravel())
+    micro_auc = float(roc_auc_score(onehot.ravel(), probs.ravel()))
+    micro_ap = float(average_precision_score(onehot.ravel(), probs.ravel()))
+    n = max(n_curves, 1)
+    return {
+        "roc": roc, "pr": pr, "auc": per_class_auc, "ap": ap,
+        "roc_averages": {"micro average": (fpr, tpr, micro_auc),
+                         "macro average": (fpr_grid, tpr_sum / n, float(np.nanmean(per_class_auc)))},
+        "pr_averages": {"micro average": (recall, precision, micro_ap),
+                        "macro average": (recall_grid, prec_sum / n, float(np.nanmean(ap)))},
+    }
+
+
+def confused_pairs(cm: np.ndarray, top: int = TOP_PAIRS) -> list[tuple[int, int, int]]:
+    """(true, predicted, count) of the largest off-diagonal cells, largest first."""
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None, kind="stable")[::-1][:top]
+    return [(int(i), int(j), int(off[i, j])) for i, j in zip(*np.unravel_index(order, off.shape)) if off[i, j] > 0]
+
+
+# ----------------------------------------------------------------------------------------------- inside the net
+def inspectable(model: torch.nn.Module) -> torch.nn.Module:
+    """A float32 CPU copy whose activations are not overwritten in place (hooks must see each conv output)."""
+    copy_ = copy.deepcopy(model).float().cpu().eval()
+    for m in copy_.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    return copy_
+
+
+def forward_with_conv_outputs(model, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [conv.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+             for name, conv in conv_layers(model)]
+    try:
+        logits = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return logits, outputs
+
+
+def _unit_max(t: torch.Tensor) -> np.ndarray:
+    return (t / t.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)).detach().numpy()
+
+
+def saliency_and_gradcam(model, images_u8: torch.Tensor, mean: float, std: float, samples: int = 16,
+                         noise: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """For the predicted class: SmoothGrad saliency (|d logit / d input| averaged over `samples` copies with
+    Gaussian noise of `noise` × the input range; plain gradients are speckled) and Grad-CAM on the last
+    convolution's output of the clean input; each scaled to [0, 1] per image."""
+    x = to_input(images_u8, mean, std)
+    n = len(x)
+    with torch.no_grad():
+        target = model(x).argmax(1)
+    gen = torch.Generator().manual_seed(0)
+    jitter = torch.randn((samples - 1) * n, *x.shape[1:], generator=gen) * noise * float(x.max() - x.min())
+    batch = torch.cat([x, x.repeat(samples - 1, 1, 1, 1) + jitter]).requires_grad_(True)  # the first n: clean
+    logits, outputs = forward_with_conv_outputs(model, batch)
+    last = outputs[conv_layers(model)[-1][0]]
+    score = logits.gather(1, target.repeat(samples).view(-1, 1)).sum()  # images are independent in eval mode
+    grad_x, grad_a = torch.autograd.grad(score, [batch, last])
+    saliency = grad_x.abs().amax(1).view(samples, n, *x.shape[2:]).mean(0)
+    cam = F.relu((grad_a[:n].mean((2, 3), keepdim=True) * last[:n]).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+    return _unit_max(saliency), _unit_max(cam)
+
+
+@torch.no_grad()
+def strongest_channels(model, images_u8: torch.Tensor, mean: float, std: float, keep: int = MAX_CHANNELS):
+    """Per conv layer: (maps n×k×h×w, channel indices per input, channel count); all channels when few,
+    else the `keep` with the largest mean activation for each input."""
+    _, outputs = forward_with_conv_outputs(model, to_input(images_u8, mean, std))
+    layers = {}
+    for name, out in outputs.items():
+        k = out.shape[1]
+        if k <= keep:
+            idx = torch.arange(k).expand(len(out), k)
+        else:
+            idx = out.mean((2, 3)).topk(keep, dim=1).indices
+        maps = torch.stack([out[i, idx[i]] for i in range(len(out))])
+        layers[name] = (maps.numpy(), idx.tolist(), k)
+    return layers
+
+
+# ----------------------------------------------------------------------------------------------- html
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+header{background:#1f3b57;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 28px;z-index:1}
+nav a{margin-right:14px;color:#1f3b57;text-decoration:none}main{max-width:1200px;margin:0 auto;padding:0 28px}
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:18px 0;padding:6px 20px 16px;
+scroll-margin-top:44px}
+h2{border-bottom:2px solid #1f3b57;padding-bottom:4px}figure{margin:14px 0}figcaption{color:#555;font-size:13px}
+img{max-width:100%;height:auto}table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 9px;text-align:right}th{background:#eef2f6}
+td:first-child,th:first-child{text-align:left}table.kv td{text-align:left}.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;background:#f6f8fa}.card b{display:block;font-size:20px}
+table.sortable th{cursor:pointer;user-select:none}table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
+table.sortable th[aria-sort=descending]::after{content:" \\25BC"}
+.scroll{max-height:520px;overflow:auto;display:inline-block}.scroll thead th{position:sticky;top:0}
+.muted{color:#666}
+"""
+
+# Sorts the table whose header was clicked by the cells' data-value (numbers), toggling the direction.
+SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var ascending = th.getAttribute("aria-sort") !== "ascending";
+    table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    var value = function (row) { var v = parseFloat(row.cells[col].dataset.value); return isNaN(v) ? -Infinity : v; };
+    Array.from(body.rows)
+      .sort(function (a, b) { return (value(a) - value(b)) * (ascending ? 1 : -1); })
+      .forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+# Self-contained by construction: the page may load nothing but what it embeds.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+esc = html.escape
+
+
+def kv_table(rows: dict) -> str:
+    return '<table class="kv">' + "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>"
+                                          for k, v in rows.items()) + "</table>"
+
+
+def per_class_table(per_class: list[dict], ap: np.ndarray) -> str:
+    head = ["class", "precision", "recall", "F1", "support", "ROC AUC", "average precision"]
+    rows = []
+    for i, r in enumerate(per_class):
+        cells = [(i, esc(r["class"])), (r["precision"], f"{r['precision']:.4f}"), (r["recall"], f"{r['recall']:.4f}"),
+                 (r["f1"], f"{r['f1']:.4f}"), (r["support"], str(r["support"])),
+                 (r["roc_auc"], "–" if r["roc_auc"] is None else f"{r['roc_auc']:.4f}"),
+                 (None if np.isnan(ap[i]) else ap[i], "–" if np.isnan(ap[i]) else f"{ap[i]:.4f}")]
+        rows.append("<tr>" + "".join(f'<td data-value="{"" if v is None else v}">{text}</td>' for v, text in cells)
+                    + "</tr>")
+    return ('<div class="scroll"><table class="sortable" id="per-class"><thead><tr>'
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table></div>")
+
+
+class Page:
+    """Collects sections; each figure is saved as a PNG beside index.html and embedded in it."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.sections: list[tuple[str, str, str]] = []
+        self.figures: list[str] = []
+
+    def figure(self, fig, name: str, caption: str) -> str:
+        import matplotlib.pyplot as plt
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        plt.close(fig)
+        png = buf.getvalue()
+        atomic_write(self.out_dir / f"{name}.png", lambda p: p.write_bytes(png))
+        self.figures.append(f"{name}.png")
+        data = base64.b64encode(png).decode("ascii")
+        return (f'<figure id="fig-{esc(name)}"><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
+                f"<figcaption>{esc(caption)} <span class=\"muted\">({esc(name)}.png)</span></figcaption></figure>")
+
+    def section(self, anchor: str, title: str, body: str) -> None:
+        self.sections.append((anchor, title, body))
+
+    def html(self, title: str, subtitle: str) -> str:
+        nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t, _ in self.sections)
+        body = "".join(f'<section id="{a}"><h2>{esc(t)}</h2>{b}</section>' for a, t, b in self.sections)
+        return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+                f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f'<link rel="icon" href="data:,"><title>{esc(title)}</title><style>{STYLE}</style></head><body>'
+                f"<header><h1>{esc(title)}</h1><div>{esc(subtitle)}</div></header><nav>{nav}</nav>"
+                f"<main>{body}</main><script>{SCRIPT}</script></body></html>")
+
+
+# ----------------------------------------------------------------------------------------------- the report
+@dataclass
+class Evaluated:
+    """The kept model's predictions on the reported split, as evaluate() returned them."""
+    split: str
+    classes: list[str]
+    metrics: dict
+    images: torch.Tensor       # uint8 N×28×28
+    labels: np.ndarray
+    probs: np.ndarray          # softmax of evaluate()'s logits
+    mean: float
+    std: float
+
+    def __post_init__(self):
+        self.pred, self.confidence = self.probs.argmax(1), self.probs.max(1)
+        self.right, self.wrong = np.flatnonzero(self.pred == self.labels), np.flatnonzero(self.pred != self.labels)
+
+    def caption(self, i: int) -> str:
+        """true -> predicted, confidence: the caption of one evaluated image."""
+        from .report_figures import label
+        return (f"'{label(self.classes[self.labels[i]])}'→'{label(self.classes[self.pred[i]])}' "
+                f"{self.confidence[i]:.0%}")
+
+
+def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
+    """config.json (with its _environment) and metrics.jsonl, or a ReportError naming the file."""
+    config_path, rows_path = run_dir / "config.json", run_dir / "metrics.jsonl"
+    if not config_path.is_file():
+        raise ReportError(f"{run_dir}: not a run directory (no config.json)")
+    try:
+        raw = json.loads(config_path.read_text())
+        rows = [json.loads(ln) for ln in rows_path.read_text().splitlines() if ln.strip()] \
+            if rows_path.is_file() else []
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{run_dir}: invalid JSON in config.json or metrics.jsonl ({err})") from None
+    return Config.from_dict(raw), raw.get("_environment", {}), rows
+
+
+def data_section(page: Page, data: Dataset, rng: np.random.Generator) -> None:
+    from . import report_figures as figs
+    parts = {p: t for p, t in (("train", data.train), ("val", data.val), ("test", data.test)) if t is not None}
+    c = len(data.classes)
+    counts = {p: np.bincount(t[1].numpy(), minlength=c) for p, t in parts.items()}
+    hist = {p: np.bincount(t[0][torch.from_numpy(rng.choice(len(t[0]), min(len(t[0]), 20_000), replace=False))]
+                           .numpy().ravel(), minlength=256) for p, t in parts.items() if len(t[0])}
+    train_x, train_y = data.train[0], data.train[1].numpy()
+    samples = [train_x[rng.permutation(np.flatnonzero(train_y == k))[:SAMPLES_PER_CLASS]].numpy() for k in range(c)]
+    page.section("data", "1. Data", (
+        f"<p>{esc(data.name)}: {c} classes <code>{esc(''.join(data.classes))}</code>; "
+        + ", ".join(f"{p} {int(n.sum()):,}" for p, n in counts.items()) + " images.</p>"
+        + page.figure(figs.class_distribution(counts, data.classes), "class_distribution",
+                      "Images per class in each part.")
+        + page.figure(figs.pixel_intensity(hist, train_x[:20_000].float().mean(0).numpy()), "pixel_intensity",
+                      "Pixel values (up to 20,000 images per part) and the mean training image.")
+        + page.figure(figs.image_rows(samples, [f"'{figs.label(ch)}'" for ch in data.classes], SAMPLES_PER_CLASS,
+                                      "Random training samples per class (upright, as the model sees them)"),
+                      "samples", "Random training images of every class.")))
+
+
+def kept_epoch(rows: list[dict]) -> int:
+    """The epoch whose model train() kept: the first best validation accuracy, else the last epoch."""
+    if any("val_accuracy" in r for r in rows):
+        return max(rows, key=lambda r: r.get("val_accuracy", -1))["epoch"]
+    return rows[-1]["epoch"] if rows else 0
+
+
+def training_section(page: Page, ev: Evaluated, cfg: Config, rows: list[dict], env: dict) -> None:
+    from . import report_figures as figs
+    body = ""
+    if rows:
+        epoch = kept_epoch(rows)
+        body += page.figure(figs.training_curves(rows, epoch, ev.metrics, ev.split), "training",
+                            f"Per epoch; the star is the kept model (epoch {epoch}) on {ev.split}.")
+    body += "<h3>Configuration</h3>" + kv_table(cfg.to_dict()) + "<h3>Environment</h3>" + kv_table(env)
+    page.section("training", "2. Training", body)
+
+
+def results_section(page: Page, ev: Evaluated, ap: np.ndarray) -> None:
+    m = ev.metrics
+    cards = {"accuracy": m["accuracy"], "top-5 accuracy": m["top5_accuracy"], "loss": m["loss"]}
+    for avg in ("macro", "weighted"):
+        cards.update({f"{name} ({avg})": m[f"{key}_{avg}"] for name, key in
+                      (("precision", "precision"), ("recall", "recall"), ("F1", "f1"))})
+    page.section("results", "3. Results", (
+        f"<p>The kept model on <b>{ev.split}</b> ({m['n']:,} images), from <code>evaluate()</code> "
+        "(the same call that writes metrics.json).</p><div class=\"cards\">"
+        + "".join(f'<div class="card"><b>{v:.4f}</b>{esc(k)}</div>' for k, v in cards.items()) + "</div>"
+        + "<h3>Per class</h3><p class=\"muted\">Click a column header to sort.</p>"
+        + per_class_table(m["per_class"], ap)))
+
+
+def confusion_section(page: Page, ev: Evaluated, pairs: list[tuple[int, int, int]]) -> None:
+    from . import report_figures as figs
+    cm = np.asarray(ev.metrics["confusion_matrix"])
+    body = (page.figure(figs.confusion(cm, ev.classes, normalized=False), "confusion_counts",
+                        "Rows: true class, columns: predicted class.")
+            + page.figure(figs.confusion(cm, ev.classes, normalized=True), "confusion_normalized",
+                          "Each row divided by its class's support: the diagonal is the recall."))
+    if pairs:
+        examples = [ev.images[torch.from_numpy((ev.labels == t) & (ev.pred == p))][:10].numpy() for t, p, _ in pairs]
+        names = [f"'{figs.label(ev.classes[t])}' → '{figs.label(ev.classes[p])}'  {n}" for t, p, n in pairs]
+        body += page.figure(figs.image_rows(examples, names, 10, f"The {len(pairs)} most-confused pairs: "
+                                            "true → predicted, count, examples"),
+                            "confused_pairs", "Most frequent confusions with up to 10 of their images.")
+    else:
+        body += "<p>No confusions: every image is classified correctly.</p>"
+    page.section("confusion", "4. Confusion matrix", body)
+
+
+def curves_section(page: Page, ev: Evaluated, curves: dict) -> None:
+    from . import report_figures as figs
+    page.section("roc", "5. ROC and precision-recall", (
+        page.figure(figs.one_vs_rest(curves["roc"], curves["auc"], ev.classes, curves["roc_averages"], "roc"),
+                    "roc", "One-vs-rest ROC from the predicted probabilities; the five lowest-AUC classes in "
+                           "colour. Macro AUC is the mean of the per-class AUCs.")
+        + page.figure(figs.one_vs_rest(curves["pr"], curves["ap"], ev.classes, curves["pr_averages"], "pr"),
+                      "pr", "One-vs-rest precision-recall; the five lowest average-precision classes in colour.")))
+
+
+def calibration_section(page: Page, cal: dict) -> None:
+    from . import report_figures as figs
+    page.section("calibration", "6. Calibration", (
+        f"<p>Expected calibration error ({len(cal['count'])} equal-width bins): <b>{cal['ece']:.4f}</b>.</p>"
+        + page.figure(figs.reliability(cal["confidence"], cal["accuracy"], cal["count"], cal["edges"], cal["ece"]),
+                      "calibration", "Bars below the diagonal: the model is over-confident there.")))
+
+
+def errors_section(page: Page, ev: Evaluated) -> None:
+    from . import report_figures as figs
+    shown = ev.wrong[np.argsort(-ev.confidence[ev.wrong], kind="stable")][:ERRORS_SHOWN]
+    body = "<p>No misclassified images.</p>"
+    if len(shown):
+        body = page.figure(figs.image_grid([ev.images[i].numpy() for i in shown], [ev.caption(i) for i in shown],
+                                           8, "Misclassified: true → predicted, confidence; most confident first"),
+                           "errors", f"{len(ev.wrong):,} of {len(ev.labels):,} images are misclassified; the "
+                                     f"{len(shown)} most confident mistakes.")
+    page.section("errors", "7. Errors", body)
+
+
+def network_section(page: Page, ev: Evaluated, model: torch.nn.Module, rng: np.random.Generator) -> None:
+    """Activation maps, first-layer filters, saliency and Grad-CAM: a small subsample on a CPU copy."""
+    from . import report_figures as figs
+    net = inspectable(model)
+    chosen = []  # a correctly classified image (if any) of a few classes spread over the alphabet
+    for k in np.linspace(0, len(ev.classes) - 1, ACTIVATION_INPUTS).round().astype(int):
+        right_k = ev.right[ev.labels[ev.right] == k]
+        pool = right_k if len(right_k) else np.flatnonzero(ev.labels == k)
+        if len(pool):
+            chosen.append(int(rng.choice(pool)))
+    inputs = [ev.images[i].numpy() for i in chosen]
+    body = ""
+    for name, (maps, channels, total) in strongest_channels(net, ev.images[chosen], ev.mean, ev.std).items():
+        k = maps.shape[1]
+        body += page.figure(
+            figs.activation_maps(inputs, [ev.caption(i) for i in chosen], maps, channels, name, total),
+            f"activations_{name.replace('.', '_')}", f"Output of convolution layer {name} (before its "
+            f"non-linearity): " + (f"all {total} channels." if k == total else
+                                   f"the {k} strongest of {total} channels for each input."))
+    first_name, first = conv_layers(net)[0]
+    body += page.figure(figs.filters(first.weight.detach().numpy(), first_name), "filters",
+                        "Weights of every first-layer filter.")
+    groups = []
+    for group, pool in (("correct", ev.right), ("wrong", ev.wrong)):
+        if len(pool):
+            pick = np.sort(rng.choice(pool, min(ATTRIBUTION_PER_GROUP, len(pool)), replace=False))
+            saliency, cams = saliency_and_gradcam(net, ev.images[pick], ev.mean, ev.std)
+            groups.append((group, [ev.images[i].numpy() for i in pick], list(saliency), list(cams),
+                           [ev.caption(i) for i in pick]))
+    body += page.figure(figs.attributions(groups), "attribution",
+                        "Saliency (SmoothGrad): gradient magnitude of the predicted class's logit per pixel, "
+                        "averaged over 16 noisy copies. Grad-CAM: the last "
+                        "convolution's channels weighted by their mean gradient, upsampled.")
+    page.section("network", "8. Inside the network", body)
+
+
+def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset | None = None,
+                 device: str = "auto", log=print) -> Path:
+    """Write RUN_DIR/report/ (index.html, the PNGs, report.json) for the kept model on `split`
+    (default: test, else val); returns the path of index.html. `data` skips rebuilding the dataset."""
+    from .train import resolve_device, resolve_precision
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    cfg, train_env, rows = load_run(run_dir)
+    dev = resolve_device(device)
+    precision = resolve_precision(cfg.precision, dev)
+    model, meta = load_model(run_dir, dev)
+    if cfg.channels_last:  # as finish() evaluated it, so the numbers match metrics.json
+        model = model.to(memory_format=torch.channels_last)
+    data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction,
+                                 cfg.seed)
+    if data.classes != meta["classes"]:
+        raise ReportError(f"{run_dir / 'model.json'}: the model's classes {''.join(meta['classes'])!r} differ "
+                          f"from the data's {''.join(data.classes)!r}")
+    parts = {"train": data.train, "val": data.val, "test": data.test}
+    split = split or ("test" if data.test is not None else "val")
+    if split not in parts:
+        raise ReportError(f"--split {split!r}: expected train, val or test")
+    if parts[split] is None:
+        raise ReportError(f"dataset {data.name} has no {split} part to report on")
+    images, labels = parts[split]
+    mean, std = meta["normalize"]["mean"], meta["normalize"]["std"]
+    metrics, logits = evaluate(model, images, labels, data.classes, mean=mean, std=std, device=dev,
+                               precision=precision, batch_size=cfg.eval_batch_size,
+                               channels_last=cfg.channels_last, return_logits=True)
+    ev = Evaluated(split, data.classes, metrics, images, labels.numpy(),
+                   torch.softmax(logits, 1).numpy().astype(np.float64), mean, std)
+    per_class_auc = np.array([np.nan if r["roc_auc"] is None else r["roc_auc"] for r in metrics["per_class"]])
+    curves = one_vs_rest_curves(ev.probs, ev.labels, per_class_auc)
+    cal = calibration(ev.probs, ev.labels)
+    pairs = confused_pairs(np.asarray(metrics["confusion_matrix"]))
+    env = {**train_env, "parameters": f"{meta.get('parameters', 0):,}", "torch (report)": torch.__version__,
+           "device (report)": str(dev), "precision (report)": precision}
+
+    out_dir = run_dir / "report"
+    out_dir.mkdir(exist_ok=True)
+    page, rng = Page(out_dir), np.random.default_rng(0)
+    data_section(page, data, rng)
+    training_section(page, ev, cfg, rows, env)
+    results_section(page, ev, curves["ap"])
+    confusion_section(page, ev, pairs)
+    curves_section(page, ev, curves)
+    calibration_section(page, cal)
+    errors_section(page, ev)
+    network_section(page, ev, model, rng)
+
+    seconds = time.perf_counter() - t0
+    summary = {k: metrics[k] for k in ("n", "accuracy", "top5_accuracy", "loss", "precision_macro", "recall_macro",
+                                       "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
+                                       "roc_auc_macro")}
+    summary.update(split=split, ece=cal["ece"], roc_auc_micro=curves["roc_averages"]["micro average"][2],
+                   average_precision_micro=curves["pr_averages"]["micro average"][2],
+                   average_precision_macro=curves["pr_averages"]["macro average"][2],
+                   confused_pairs=[{"true": data.classes[t], "predicted": data.classes[p], "count": n}
+                                   for t, p, n in pairs],
+                   kept_epoch=kept_epoch(rows), figures=page.figures, seconds=round(seconds, 2))
+    write_json(out_dir / "report.json", summary)
+    title = f"emnist-cnn report: {run_dir.name}"
+    subtitle = (f"{meta['architecture']} ({meta.get('parameters', 0):,} parameters) on {data.name}; {split} "
+                f"accuracy {metrics['accuracy']:.4f}; generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    index = out_dir / "index.html"
+    atomic_write(index, lambda p: p.write_text(page.html(title, subtitle), encoding="utf-8"))
+    log(f"report {index} ({len(page.figures)} figures, {seconds:.1f} s)")
+    return index
