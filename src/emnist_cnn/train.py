@@ -24,6 +24,7 @@ from .config import Config
 from .data import Dataset, build_dataset
 from .evaluate import autocast, evaluate
 from .models import count_parameters, create_model
+from .tensorboard_log import TensorBoardLog
 
 
 # ----------------------------------------------------------------------------------------------- environment
@@ -233,6 +234,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     env = environment(device, precision)
     meta = model_meta(cfg, data, env, count_parameters(model))
 
+    board = TensorBoardLog() if cfg.tensorboard and distributed.is_main() else None
     start_epoch, best_val = 0, -1.0
     if resume is None:
         run_dir = distributed.from_main(lambda: new_run_dir(cfg))  # only rank 0 writes, below too
@@ -256,6 +258,8 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
         f"({meta['parameters']:,} parameters), {device} {precision}")
 
     eval_model = ema.model if ema is not None else model
+    if board is not None:
+        board.start(run_dir, eval_model)
     evaluate_kw = dict(mean=cfg.normalize_mean, std=cfg.normalize_std, device=device, precision=precision,
                        batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last)
     for epoch in range(start_epoch, cfg.epochs):
@@ -279,6 +283,8 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "ema": ema.model.state_dict() if ema is not None else {}, "rng": torch.get_rng_state(),
                 "epoch": epoch + 1, "best_val": best_val})
+        if board is not None:
+            board.epoch(row)
         log(f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} "
             + (f"val {row['val_accuracy']:.4f} " if "val_accuracy" in row else "")
             + f"{row['images_per_second']:.0f} img/s" + (" *" if improved else ""))
@@ -289,6 +295,8 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
 
     if distributed.is_main():
         finish(run_dir, data, device, precision, cfg, load_seconds, log)
+    if board is not None:
+        board.finish()
     distributed.teardown()
     return run_dir
 
