@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("model", help="run directory, model directory or pretrained name")
     x.add_argument("--format", default="onnx", choices=["onnx"])
     x.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
-    x.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantisation with onnxruntime")
+    x.add_argument("--quantize", choices=["int8"], help="int8 (static, calibrated on the model's training images)")
     x.add_argument("-o", "--output", help="file (default: MODEL_DIR/model[.int8].onnx)")
     x.set_defaults(func=cmd_export)
 
