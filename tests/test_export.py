@@ -73,7 +73,8 @@ def test_export_and_backend_errors(model_dir, tmp_path, capsys):
     assert "not a model" in capsys.readouterr().err
     with pytest.raises(ValueError, match="quantize 'int4'"):
         export_onnx(model_dir, quantize="int4")
-    with pytest.raises(DataError, match="int8 calibration uses training images of 'synth'"):  # int8 needs calibration images: the model's data is not here
+    # int8 calibrates on the model's training images; its dataset (synth) is not on this machine
+    with pytest.raises(DataError, match="int8 calibration uses training images of 'synth'"):
         export_onnx(model_dir, quantize="int8")
     with pytest.raises(ModelFileError, match="no such ONNX file"):
         OnnxBackend(tmp_path / "missing.onnx")
