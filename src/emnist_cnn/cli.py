@@ -138,6 +138,12 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_onnx
+    print(f"wrote {export_onnx(args.model, args.output, opset=args.opset, quantize=args.quantize)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emnist-cnn", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -182,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dest", help="directory (default: the cache)")
     f.add_argument("--url", help="archive URL (default: NIST's)")
     f.set_defaults(func=cmd_data_fetch)
+
+    x = sub.add_parser("export", help="export a model as ONNX (dynamic batch, classes and normalisation inside)")
+    x.add_argument("model", help="run directory, model directory or pretrained name")
+    x.add_argument("--format", default="onnx", choices=["onnx"])
+    x.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    x.add_argument("--quantize", choices=["int8"], help="int8 (static, calibrated on the model's training images)")
+    x.add_argument("-o", "--output", help="file (default: MODEL_DIR/model[.int8].onnx)")
+    x.set_defaults(func=cmd_export)
 
     m = sub.add_parser("models", help="list architectures, presets and pretrained models")
     m.set_defaults(func=cmd_models)

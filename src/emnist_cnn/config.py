@@ -53,6 +53,7 @@ class Config:
     out_dir: str = "runs"            # run directories go below this
     target_accuracy: float = 0.0     # >0: stop once validation accuracy reaches it (time-to-accuracy runs)
     report: bool = True              # write RUN_DIR/report at the end of training
+    tensorboard: bool = False        # also write TensorBoard events (scalars, graph, confusion matrix) to the run dir
 
     def replace(self, **changes) -> "Config":
         unknown = set(changes) - {f.name for f in fields(self)}

@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .augment import random_affine, random_erase
 from .checkpoint import (git_revision, load_training_state, save_model, save_training_state, write_json)
 from .config import Config
 from .data import Dataset, build_dataset
 from .evaluate import autocast, evaluate
 from .models import count_parameters, create_model
+from .tensorboard_log import TensorBoardLog
 
 
 # ----------------------------------------------------------------------------------------------- environment
@@ -128,40 +130,48 @@ def augment_batch(cfg: Config, x_u8: torch.Tensor, generator: torch.Generator | 
 
 def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, epoch: int, precision: str,
                     ema: EMA | None = None, progress: bool = True) -> dict:
-    """One pass over a fresh permutation; loss and accuracy accumulate on the device (no per-step sync)."""
+    """One pass over a fresh permutation; loss and accuracy accumulate on the device (no per-step sync).
+
+    Under torchrun each rank trains on its share of every global batch of cfg.batch_size images.
+    """
     from tqdm import tqdm
     device = images.device
     seed = epoch_seed(cfg.seed, epoch)
     torch.manual_seed(seed)  # dropout
     gen = torch.Generator(device=device).manual_seed(seed)
     n = len(labels)
-    perm = torch.randperm(n, device=device, generator=gen)
+    perm = torch.randperm(n, device=device, generator=gen)  # the same on every rank
+    distributed.decorrelate(seed, gen)
     steps = math.ceil(n / cfg.batch_size)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
     model.train()
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False,
                unit="batch", mininterval=1.0)
     for i in bar:
-        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        batch = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        idx = distributed.shard(batch)
         x = augment_batch(cfg, images[idx], gen, cfg.channels_last)
         y = labels[idx]
         with autocast(device, precision):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing, reduction="sum")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP averages gradients over ranks, so this is the mean over the global batch (however it splits).
+        (loss * (distributed.world_size() / len(batch))).backward()
         optimizer.step()
         scheduler.step()
         if ema is not None:
             ema.update(model)
-        loss_sum += loss.detach() * len(y)
+        loss_sum += loss.detach()
         correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
         if progress and i % 100 == 99:  # one sync per 100 steps, for the progress bar only
-            seen = min(n, (i + 1) * cfg.batch_size)
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    distributed.all_sum(loss_sum, correct)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -200,7 +210,9 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     if resume is not None:
         run_dir = Path(resume)
         cfg = Config.from_json(run_dir / "config.json")
-    device = resolve_device(cfg.device)
+    device = distributed.setup(resolve_device(cfg.device))  # under torchrun: join the job, one GPU per rank
+    if not distributed.is_main():
+        log, progress = (lambda *a, **k: None), False
     precision = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
@@ -212,19 +224,22 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     load_seconds = time.perf_counter() - t0
     model = create_model(cfg.model, len(data.classes), dropout=cfg.dropout)
     model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    step_model = distributed.wrap(model, device, log)
     optimizer = make_optimizer(cfg, model, device)
     images, labels = (t.to(device) for t in data.train)
     steps_per_epoch = math.ceil(len(labels) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps_per_epoch))
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = torch.compile(step_model) if cfg.compile else step_model
     env = environment(device, precision)
     meta = model_meta(cfg, data, env, count_parameters(model))
 
+    board = TensorBoardLog() if cfg.tensorboard and distributed.is_main() else None
     start_epoch, best_val = 0, -1.0
     if resume is None:
-        run_dir = new_run_dir(cfg)
-        write_json(run_dir / "config.json", {**cfg.to_dict(), "_environment": env})
+        run_dir = distributed.from_main(lambda: new_run_dir(cfg))  # only rank 0 writes, below too
+        if distributed.is_main():
+            write_json(run_dir / "config.json", {**cfg.to_dict(), "_environment": env})
     else:
         state = load_training_state(run_dir / "last.pt")
         model.load_state_dict(state["model"])
@@ -234,14 +249,17 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
             ema.model.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng"])
         start_epoch, best_val = state["epoch"], state["best_val"]
-        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-        kept = [ln for ln in lines if json.loads(ln)["epoch"] <= start_epoch]  # drop epochs after the checkpoint
-        (run_dir / "metrics.jsonl").write_text("".join(ln + "\n" for ln in kept))
+        if distributed.is_main():
+            lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+            kept = [ln for ln in lines if json.loads(ln)["epoch"] <= start_epoch]  # drop epochs after the checkpoint
+            (run_dir / "metrics.jsonl").write_text("".join(ln + "\n" for ln in kept))
         log(f"resuming {run_dir} after epoch {start_epoch}")
     log(f"run {run_dir}: {data.describe()['name']} ({len(labels)} train), {cfg.model} "
         f"({meta['parameters']:,} parameters), {device} {precision}")
 
     eval_model = ema.model if ema is not None else model
+    if board is not None:
+        board.start(run_dir, eval_model)
     evaluate_kw = dict(mean=cfg.normalize_mean, std=cfg.normalize_std, device=device, precision=precision,
                        batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last)
     for epoch in range(start_epoch, cfg.epochs):
@@ -249,6 +267,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
         row.update(train_one_epoch(cfg, step_model, optimizer, scheduler, images, labels, epoch, precision, ema,
                                    progress))
         last = epoch + 1 == cfg.epochs
+        # every rank validates (their weights are identical); rank 0 alone writes
         if data.val is not None and cfg.val_every > 0 and ((epoch + 1) % cfg.val_every == 0 or last):
             val = evaluate(eval_model, *data.val, data.classes, with_details=False, **evaluate_kw)
             row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
@@ -257,25 +276,34 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
         improved = score > best_val
         if improved:
             best_val = score
-            save_model(run_dir, eval_model, meta)
+            if distributed.is_main():
+                save_model(run_dir, eval_model, meta)
         row["elapsed_seconds"] = time.perf_counter() - t0
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        save_training_state(run_dir / "last.pt", {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "ema": ema.model.state_dict() if ema is not None else {}, "rng": torch.get_rng_state(),
-            "epoch": epoch + 1, "best_val": best_val})
+        if distributed.is_main():
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            save_training_state(run_dir / "last.pt", {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "ema": ema.model.state_dict() if ema is not None else {}, "rng": torch.get_rng_state(),
+                "epoch": epoch + 1, "best_val": best_val})
+        if board is not None:
+            board.epoch(row)
         log(f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} "
             + (f"val {row['val_accuracy']:.4f} " if "val_accuracy" in row else "")
             + f"{row['images_per_second']:.0f} img/s" + (" *" if improved else ""))
-        if cfg.target_accuracy and row.get("val_accuracy", 0) >= cfg.target_accuracy:
+        reached = cfg.target_accuracy and row.get("val_accuracy", 0) >= cfg.target_accuracy
+        if distributed.from_main(lambda: bool(reached)):  # all ranks stop together
             log(f"target validation accuracy {cfg.target_accuracy} reached")
             break
 
-    finish(run_dir, data, device, precision, cfg, load_seconds, log)
-    if cfg.report:
+    if distributed.is_main():
+        finish(run_dir, data, device, precision, cfg, load_seconds, log)
+    if board is not None:
+        board.finish()
+    if cfg.report and distributed.is_main():
         from .report import write_report
         write_report(run_dir, data=data, device=str(device), log=log)
+    distributed.teardown()
     return run_dir
 
 

@@ -1,0 +1,157 @@
+"""ONNX export of a trained model, and an onnxruntime backend that serves the exported file.
+
+The .onnx file stands alone: input `images` (batch×1×28×28 float32, normalised), output `logits`, a dynamic
+batch dimension, and metadata holding what a user needs to prepare inputs and read outputs (classes,
+normalisation, input format). `--quantize int8` quantises weights and activations to int8 (onnxruntime's static
+QDQ quantisation, calibrated on training images of the model's own dataset): faster on CPUs, unlike dynamic
+quantisation, which is slower than fp32 for convolutions (benchmarks/export.py measured both).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import INPUT_FORMAT, ModelFileError, atomic_write, load_model, resolve_model_dir
+from .evaluate import to_input
+
+DEFAULT_OPSET = 18
+QUANTIZATIONS = ("int8",)
+CALIBRATION_IMAGES = 512
+
+
+def default_output(source: str | os.PathLike, quantize: str | None) -> Path:
+    """Next to the model for a run or model directory; in the working directory for a pretrained name."""
+    name = "model.int8.onnx" if quantize else "model.onnx"
+    if Path(source).exists():
+        return resolve_model_dir(source) / name
+    return Path(f"{Path(str(source)).name}.{name[len('model.'):]}")
+
+
+def metadata(meta: dict, quantize: str | None) -> dict[str, str]:
+    return {"classes": json.dumps(meta["classes"]), "normalize": json.dumps(meta["normalize"]),
+            "architecture": meta["architecture"], "input": INPUT_FORMAT, "quantization": quantize or "none",
+            "producer": "emnist-cnn"}
+
+
+def to_onnx_proto(model: torch.nn.Module, opset: int):
+    """The torch.export-based exporter's ModelProto, batch dimension dynamic."""
+    example = torch.zeros(2, 1, 28, 28)
+    program = torch.onnx.export(model.cpu().eval(), (example,), input_names=["images"], output_names=["logits"],
+                                opset_version=opset, dynamo=True, verbose=False,
+                                dynamic_shapes=({0: torch.export.Dim("batch")},))
+    return program.model_proto
+
+
+def copy_without_value_info(proto):
+    import onnx
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    del out.graph.value_info[:]
+    return out
+
+
+def calibration_images(source, count: int = CALIBRATION_IMAGES) -> torch.Tensor:
+    """uint8 images from the training part of the model's dataset (the run's config, else model.json's dataset)."""
+    from .config import Config
+    from .data import DataError, build_dataset
+    directory = resolve_model_dir(source)
+    if (directory / "config.json").is_file():
+        cfg = Config.from_json(directory / "config.json")
+    else:
+        dataset = json.loads((directory / "model.json").read_text()).get("dataset") or {}
+        if "name" not in dataset:
+            raise ModelFileError(f"{directory}: int8 calibration needs the model's dataset, and neither config.json "
+                                 f"nor model.json's 'dataset' names it")
+        cfg = Config(split=dataset["name"])
+    try:
+        images = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, 0.0, cfg.seed).train[0]
+    except DataError as e:
+        raise DataError(f"int8 calibration uses training images of {cfg.split!r}: {e}") from None
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:count]
+    return images[pick]
+
+
+def quantize_int8(proto, calibration: np.ndarray):
+    """Static int8 quantisation (QDQ, per-channel weights), activation ranges from the calibration batch."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"images": calibration[i:i + 64]} for i in range(0, len(calibration), 64)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    proto = copy_without_value_info(proto)  # the quantiser re-infers shapes; stale ones (of weights) clash
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, prepared, int8 = (Path(tmp) / f"{name}.onnx" for name in ("fp32", "prepared", "int8"))
+        onnx.save(proto, fp32)
+        quant_pre_process(str(fp32), str(prepared))
+        quantize_static(prepared, int8, Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        return onnx.load(int8)
+
+
+def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = None, *, opset: int = DEFAULT_OPSET,
+                quantize: str | None = None, calibration: torch.Tensor | None = None) -> Path:
+    """Write RUN_OR_MODEL as ONNX; returns the file written.
+
+    quantize="int8" calibrates on `calibration` (uint8 N×28×28), by default on calibration_images(source).
+    """
+    import onnx
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
+    model, meta = load_model(source, "cpu")
+    if quantize == "int8":  # find the calibration images first: a missing dataset fails before the slow export
+        images = calibration if calibration is not None else calibration_images(source)
+        calibration = to_input(images, meta["normalize"]["mean"], meta["normalize"]["std"]).numpy()
+    proto = to_onnx_proto(model, opset)
+    if quantize == "int8":
+        proto = quantize_int8(proto, calibration)
+    del proto.metadata_props[:]
+    for key, value in metadata(meta, quantize).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    out = Path(output) if output else default_output(source, quantize)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda p: onnx.save(proto, p))
+    return out
+
+
+class OnnxBackend:
+    """An exported model under onnxruntime: `classes`, `normalize` and `logits(batch)` like the PyTorch model."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 0):
+        import onnxruntime as ort
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelFileError(f"{self.path}: no such ONNX file")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0 = onnxruntime's choice (all cores)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
+            raise ModelFileError(f"{self.path}: not a loadable ONNX model ({e})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.classes: list[str] = json.loads(meta["classes"])
+            self.normalize: dict = json.loads(meta["normalize"])
+        except (KeyError, json.JSONDecodeError) as e:
+            raise ModelFileError(f"{self.path}: metadata field {e} missing or invalid; export it with "
+                                 f"`emnist-cnn export`") from None
+        self.quantization = meta.get("quantization", "none")
+        self.input_name = self.session.get_inputs()[0].name
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """float32 N×1×28×28, normalised (see `normalize`) -> float32 N×classes logits."""
+        batch = np.asarray(batch)
+        if batch.ndim != 4 or batch.shape[1:] != (1, 28, 28):
+            raise ValueError(f"input batch: expected shape N×1×28×28, found {'×'.join(map(str, batch.shape))}")
+        return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]

@@ -1,0 +1,117 @@
+"""ONNX export: dynamic batch, metadata, int8 variant, errors; parity with onnxruntime on real test images."""
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from emnist_cnn.checkpoint import ModelFileError, load_model, save_model
+from emnist_cnn.cli import main
+from emnist_cnn.config import Config
+from emnist_cnn.data import DataError, build_dataset
+from emnist_cnn.evaluate import to_input
+from emnist_cnn.export import OnnxBackend, export_onnx
+from emnist_cnn.models import create_model
+from emnist_cnn.train import train
+from test_train import small_config
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """An (untrained) cnn3 saved as a model directory, as training would."""
+    torch.manual_seed(0)
+    directory = tmp_path / "model"
+    directory.mkdir()
+    save_model(directory, create_model("cnn3", 6), {"architecture": "cnn3", "model_args": {"dropout": 0.5},
+                                                     "classes": list("abcdef"),
+                                                     "normalize": {"mean": 0.1736, "std": 0.3317},
+                                                     "dataset": {"name": "synth"}})
+    return directory
+
+
+def torch_logits(directory, x: torch.Tensor) -> np.ndarray:
+    model, _ = load_model(directory)
+    with torch.inference_mode():
+        return model(x).numpy()
+
+
+def test_cli_export_has_dynamic_batch_metadata_and_matches_pytorch(model_dir, capsys):
+    assert main(["export", str(model_dir), "--format", "onnx", "--opset", "17"]) == 0
+    path = model_dir / "model.onnx"
+    assert f"wrote {path}" in capsys.readouterr().out
+    proto = onnx.load(path)
+    assert proto.opset_import[0].version == 17
+    batch_dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param and not batch_dim.dim_value  # symbolic: any batch size
+    backend = OnnxBackend(path)
+    assert backend.classes == list("abcdef") and backend.normalize == {"mean": 0.1736, "std": 0.3317}
+    assert backend.quantization == "none"
+    for n in (1, 7, 300):
+        x = torch.randn(n, 1, 28, 28)
+        got = backend.logits(x.numpy())
+        assert got.shape == (n, 6) and got.dtype == np.float32
+        np.testing.assert_allclose(got, torch_logits(model_dir, x), atol=1e-4, rtol=0)
+
+
+def test_int8_export_calibrates_on_the_runs_training_data(synth_dir, tmp_path):
+    run = train(small_config(synth_dir, tmp_path, epochs=2), progress=False, log=lambda *a: None)
+    fp32 = export_onnx(run, tmp_path / "a.onnx")
+    int8 = export_onnx(run, quantize="int8")  # calibration images: the run's own training split (config.json)
+    assert int8 == run / "model.int8.onnx"
+    assert int8.stat().st_size < fp32.stat().st_size / 2.5  # weights stored as int8
+    assert any(node.op_type == "QuantizeLinear" for node in onnx.load(int8).graph.node)
+    backend = OnnxBackend(int8)
+    assert backend.quantization == "int8" and backend.classes == list("abcdef")
+    data = build_dataset("synth", str(synth_dir), val_fraction=0.0)
+    x = to_input(data.test[0], 0.5, 0.5)
+    ref, got = torch_logits(run, x), backend.logits(x.numpy())
+    assert not np.array_equal(got, ref)  # quantised: close, not identical
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.9
+
+
+def test_export_and_backend_errors(model_dir, tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nowhere")]) == 2
+    assert "not a model" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="quantize 'int4'"):
+        export_onnx(model_dir, quantize="int4")
+    # int8 calibrates on the model's training images; its dataset (synth) is not on this machine
+    with pytest.raises(DataError, match="int8 calibration uses training images of 'synth'"):
+        export_onnx(model_dir, quantize="int8")
+    with pytest.raises(ModelFileError, match="no such ONNX file"):
+        OnnxBackend(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ModelFileError, match="not a loadable ONNX model"):
+        OnnxBackend(tmp_path / "junk.onnx")
+    path = export_onnx(model_dir)
+    proto = onnx.load(path)
+    del proto.metadata_props[:]
+    onnx.save(proto, tmp_path / "bare.onnx")
+    with pytest.raises(ModelFileError, match="metadata field 'classes' missing"):
+        OnnxBackend(tmp_path / "bare.onnx")
+    with pytest.raises(ValueError, match="expected shape N×1×28×28, found 4×28×28"):
+        OnnxBackend(path).logits(np.zeros((4, 28, 28), np.float32))
+
+
+@pytest.mark.realdata
+def test_onnxruntime_parity_on_512_real_test_images(real_data_dir, tmp_path):
+    # cnn3, one epoch on the digits of localbalanced (about 7,000 images): a real model, trained quickly.
+    cfg = Config(split="localbalanced", classes="0-9", model="cnn3", epochs=1, batch_size=128, lr=2e-3,
+                 scheduler="none", val_fraction=0.0, out_dir=str(tmp_path / "runs"))
+    run = train(cfg, progress=False, log=lambda *a: None)
+    data = build_dataset("localbalanced", None, "0-9", val_fraction=0.0)
+    images, labels = data.test[0][:512], data.test[1][:512]
+    model, meta = load_model(run)
+    x = to_input(images, meta["normalize"]["mean"], meta["normalize"]["std"])
+    with torch.inference_mode():
+        ref = model(x).numpy()
+
+    fp32 = OnnxBackend(export_onnx(run))
+    assert fp32.classes == data.classes
+    got = fp32.logits(x.numpy())
+    assert np.abs(got - ref).max() <= 1e-4
+    assert (got.argmax(1) == ref.argmax(1)).all()
+
+    int8 = OnnxBackend(export_onnx(run, quantize="int8"))
+    acc_fp32 = float((ref.argmax(1) == labels.numpy()).mean())
+    acc_int8 = float((int8.logits(x.numpy()).argmax(1) == labels.numpy()).mean())
+    assert acc_fp32 > 0.6  # a real model, so the comparison means something
+    assert abs(acc_int8 - acc_fp32) <= 0.02, (acc_fp32, acc_int8)
