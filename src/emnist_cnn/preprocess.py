@@ -44,13 +44,18 @@ class BlankImage(ImageError):
     """No ink: an empty or uniform image (a guess would be meaningless)."""
 
 
+def source_name(source, name: str = "image") -> str:
+    """How errors name an image: its path if it has one."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else name
+
+
 def open_image(source, name: str = "image") -> Image.Image:
     """A decoded PIL image from a path, bytes, a file object or a PIL image; size checked before decoding."""
+    name = source_name(source, name)
     if isinstance(source, Image.Image):
         img = source
     else:
         if isinstance(source, (str, os.PathLike)):
-            name = str(source)
             try:
                 source = Path(source).read_bytes()
             except OSError as e:
@@ -137,5 +142,4 @@ def emnist_form(ink: np.ndarray) -> np.ndarray:
 
 def to_emnist(source, name: str = "image") -> np.ndarray:
     """Path / bytes / file / PIL image -> uint8 28×28, white ink on black, upright, centred as EMNIST."""
-    img = open_image(source, name)
-    return emnist_form(ink_map(img, name))
+    return emnist_form(ink_map(open_image(source, name), source_name(source, name)))
