@@ -141,6 +141,7 @@ $("upload").addEventListener("change", (e) => {
 });
 $("word-mode").addEventListener("change", (e) => {
   pad.width = e.target.checked ? 840 : 280;
+  document.querySelector("figure").hidden = e.target.checked;  // word mode shows characters, not one input
   strokes = [];
   redraw();
   show(null);
