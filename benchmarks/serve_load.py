@@ -34,6 +34,12 @@ def canvas_png(seed: int) -> bytes:
     return buf.getvalue()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,7 +94,7 @@ async def load(url: str, clients: int, seconds: float, bodies: list[bytes]) -> d
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
-    p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16], help="a first 1-client run warms up")
     p.add_argument("--seconds", type=float, default=20.0, help="per client count")
     args = p.parse_args()
     port = free_port()
@@ -96,12 +102,19 @@ def main() -> None:
                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
     try:
         bodies = [canvas_png(s) for s in range(32)]
-        rows = [asyncio.run(load(f"http://127.0.0.1:{port}", n, args.seconds, bodies)) for n in args.clients]
+        rows = []
+        for n in args.clients:
+            before = cpu_seconds(server.pid) if rows else None  # the first run includes start-up: not counted
+            rows.append(asyncio.run(load(f"http://127.0.0.1:{port}", n, args.seconds, bodies)))
+            if before is not None:
+                rows[-1]["server_cpu_ms_per_request"] = round(
+                    1000 * (cpu_seconds(server.pid) - before) / rows[-1]["requests"], 2)
     finally:
         server.terminate()
         server.wait(timeout=30)
     load_avg = os.getloadavg()
-    print(table(rows, ["clients", "requests", "requests_per_second", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors"]))
+    print(table(rows, ["clients", "requests", "requests_per_second", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors",
+                      "server_cpu_ms_per_request"]))
     print(f"load average during the run: {load_avg[0]:.1f} on {os.cpu_count()} cores (other work shares the machine)")
     path = write_results("serve_load", {"model": args.model, "target": "0 errors, p99 <= 50 ms at 16 clients",
                                         "load_average_1min": load_avg[0], "results": rows})

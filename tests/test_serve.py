@@ -152,3 +152,33 @@ def test_app_from_a_backend(recognizer):
     c = TestClient(create_app(recognizer.backend))
     assert c.get("/healthz").json()["status"] == "ok"
     assert upload(c, png(draw(SEVEN))).json()["predictions"][0]["character"] in "abcdef"
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_answers(recognizer):
+    import asyncio
+
+    import httpx
+    app = create_app(recognizer)
+    images = [png(draw([[(0, 0), (1, i / 10)], [(0.5, 0), (0.2, 1)]])) for i in range(12)]
+    calls = []
+    real = recognizer.probabilities
+
+    def counting(batch):
+        calls.append(len(batch))
+        return real(batch)
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            return await asyncio.gather(*(c.post("/api/v1/predict", params={"top_k": 2}, json={
+                "pixels": preprocess.to_emnist(im).tolist()}) for im in images))
+    recognizer.probabilities = counting
+    try:
+        replies = asyncio.run(run())
+    finally:
+        del recognizer.probabilities
+    for im, reply in zip(images, replies):
+        got = [(p["character"], p["probability"]) for p in reply.json()["predictions"]]
+        want = recognizer.predict(im, top_k=2)
+        assert [c for c, _ in got] == [c for c, _ in want]
+        assert [p for _, p in got] == pytest.approx([p for _, p in want], rel=1e-4)
+    assert sum(calls) == 12 and len(calls) < 12  # some requests shared a forward pass

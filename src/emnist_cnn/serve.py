@@ -16,6 +16,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import preprocess
@@ -105,6 +106,42 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class Batcher:
+    """Concurrent requests share forward passes: images that arrive while the model is busy go in the next batch.
+
+    No waiting for a batch to fill: a lone request runs at once, and under load the batch grows by itself.
+    """
+
+    def __init__(self, recognizer: Recognizer, max_batch: int = 64):
+        self.recognizer, self.max_batch = recognizer, max_batch
+        self.pending: list = []
+        self.running = False
+
+    async def classify(self, form: np.ndarray, top_k: int) -> list[tuple[str, float]]:
+        import asyncio
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((form, top_k, future))
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self.drain())
+        return await future
+
+    async def drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+                try:
+                    probs = await run_in_threadpool(self.recognizer.probabilities, np.stack([b[0] for b in batch]))
+                except Exception as e:  # noqa: BLE001 - every waiting request gets the error
+                    for *_, future in batch:
+                        future.set_exception(e)
+                    continue
+                for (_, k, future), p in zip(batch, probs):
+                    future.set_result(self.recognizer.top(p, k))
+        finally:
+            self.running = False
+
+
 def as_recognizer(thing) -> Recognizer:
     return thing if isinstance(thing, Recognizer) else Recognizer(thing)
 
@@ -117,6 +154,7 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
         models = {r.name: r for r in map(as_recognizer, recognizers if isinstance(recognizers, list)
                                         else [recognizers])}
     default = next(iter(models))
+    batchers = {name: Batcher(r) for name, r in models.items()}
     app = FastAPI(title="emnist-cnn", version="1", description="Handwritten character recognition (EMNIST CNNs)")
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
 
@@ -195,15 +233,13 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
         name, r = pick(model)
         check_top_k(r, top_k)
         kind, value = await image_from(request)
-        if kind == "pixels":
-            if value.max() < preprocess.MIN_CONTRAST:
-                raise preprocess.BlankImage(f"pixels: no ink (brightest value {value.max()}, "
-                                            f"at least {preprocess.MIN_CONTRAST} is needed)")
-            form = value
-        else:
-            form = preprocess.to_emnist(value, name="upload")
-        return {"model": name, "predictions": predictions(r.classify(form[None], top_k)[0]),
-                "input": form.tolist()}
+        if kind == "pixels" and value.max() < preprocess.MIN_CONTRAST:
+            raise preprocess.BlankImage(f"pixels: no ink (brightest value {value.max()}, "
+                                        f"at least {preprocess.MIN_CONTRAST} is needed)")
+
+        form = value if kind == "pixels" else await run_in_threadpool(preprocess.to_emnist, value, "upload")
+        top = await batchers[name].classify(form, top_k)
+        return {"model": name, "predictions": predictions(top), "input": form.tolist()}
 
     @app.post(f"{API}/read", response_model=ReadResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
     async def read(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None):
@@ -213,7 +249,7 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
         kind, value = await image_from(request)
         if kind == "pixels":
             raise HTTPException(422, "read needs an image ('image' or an upload), not a 28×28 'pixels' array")
-        reading = r.read(value, top_k)
+        reading = await run_in_threadpool(r.read, value, top_k)
         return {"model": name, "text": reading.text, "characters": [
             {"character": c.character, "confidence": c.confidence, "box": list(c.box),
              "predictions": predictions(c.top)} for c in reading.characters]}
@@ -222,6 +258,8 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
 
 
 def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, backend: str = "torch") -> None:
+    import torch
     import uvicorn
+    torch.set_num_threads(1)  # concurrent requests each use a core; intra-op threads would only fight over them
     app = create_app({name: Recognizer.load(name, backend) for name in models})
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
