@@ -6,6 +6,7 @@ unknown model (404).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from pathlib import Path
@@ -116,14 +117,14 @@ class Batcher:
         self.recognizer, self.max_batch = recognizer, max_batch
         self.pending: list = []
         self.running = False
+        self.task = None  # held so the running drain() is not garbage-collected
 
     async def classify(self, form: np.ndarray, top_k: int) -> list[tuple[str, float]]:
-        import asyncio
         future = asyncio.get_running_loop().create_future()
         self.pending.append((form, top_k, future))
         if not self.running:
             self.running = True
-            asyncio.get_running_loop().create_task(self.drain())
+            self.task = asyncio.get_running_loop().create_task(self.drain())
         return await future
 
     async def drain(self) -> None:
