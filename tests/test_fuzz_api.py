@@ -1,5 +1,7 @@
 """Fuzz the REST API from its own OpenAPI schema (schemathesis): no input may cause a server error, and every
 response must match the documented status codes, content types and schemas."""
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,7 +18,9 @@ from test_recognize import random_model_dir
 
 
 # Built at collection time: schemathesis parametrizes the test from the schema (a tiny untrained model suffices).
-APP = create_app(Recognizer.load(random_model_dir(Path(tempfile.mkdtemp(prefix="emnist-cnn-fuzz-")) / "model")))
+MODEL_ROOT = Path(tempfile.mkdtemp(prefix="emnist-cnn-fuzz-"))
+atexit.register(shutil.rmtree, MODEL_ROOT, ignore_errors=True)
+APP = create_app(Recognizer.load(random_model_dir(MODEL_ROOT / "model")))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from emnist_cnn import preprocess
 from emnist_cnn.checkpoint import ModelFileError, save_model
