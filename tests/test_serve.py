@@ -182,3 +182,8 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers(recognizer)
         assert [c for c, _ in got] == [c for c, _ in want]
         assert [p for _, p in got] == pytest.approx([p for _, p in want], rel=1e-4)
     assert sum(calls) == 12 and len(calls) < 12  # some requests shared a forward pass
+
+
+def test_json_body_that_is_not_utf8_gives_422(client):  # found by the schemathesis fuzz test
+    r = client.post("/api/v1/predict", content=b"\x80", headers={"content-type": "application/json"})
+    assert "JSON" in detail(r, 422)

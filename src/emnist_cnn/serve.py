@@ -195,7 +195,9 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
             try:
                 body = ImageJSON.model_validate_json(await request.body())
             except ValidationError as e:
-                raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
+                # without the input: it may be bytes that are not UTF-8, which the error response cannot hold
+                raise RequestValidationError(e.errors(include_url=False, include_context=False,
+                                                      include_input=False)) from None
             if (body.image is None) == (body.pixels is None):
                 raise HTTPException(422, "give exactly one of 'image' (base64) and 'pixels' (28×28)")
             if body.pixels is not None:
