@@ -1,7 +1,8 @@
 """Accuracy of `predict` on image files versus evaluating the same test images directly: the gap is what the
 preprocessing (any image -> EMNIST form) costs.
 
-Each test image is written as a PNG the way a user would supply it: black ink on white paper, rescaled (1-4×,
+It also counts the images whose answer changed, and how far the preprocessed 28×28 image is from the original
+(mean absolute difference, of 255). Each test image is written as a PNG the way a user would supply it: black ink on white paper, rescaled (1-4×,
 bicubic) and placed off-centre on a larger canvas. `predict` must undo all of that.
 
     python benchmarks/predict.py --model RUN_DIR --split localbymerge --n 2000
@@ -20,6 +21,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import setup_data_dir, table, write_results  # noqa: E402
 
+from emnist_cnn import preprocess  # noqa: E402
 from emnist_cnn.data import load_split  # noqa: E402
 from emnist_cnn.recognize import DEFAULT_MODEL, Recognizer  # noqa: E402
 
@@ -53,15 +55,19 @@ def main() -> None:
     idx = rng.choice(len(test.test_labels), size=min(args.n, len(test.test_labels)), replace=False)
     images, labels = test.test_images[idx], test.test_labels[idx]
     truth = [test.classes[y] for y in labels]
-    direct = np.mean([top[0][0] == t for top, t in zip(recognizer.classify(images, 1), truth)])
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_scans(images, Path(tmp), rng)
         start = time.perf_counter()
         tops = [recognizer.predict(path, 1) for path in paths]  # one at a time, as the CLI and server do
         seconds = time.perf_counter() - start
+        forms = np.stack([preprocess.to_emnist(path) for path in paths])  # what predict fed the model
+    direct_tops = recognizer.classify(images, 1)
+    direct = np.mean([top[0][0] == t for top, t in zip(direct_tops, truth)])
     via_files = np.mean([top[0][0] == t for top, t in zip(tops, truth)])
     row = {"split": args.split, "images": len(idx), "direct_accuracy": round(float(direct), 4),
            "predict_accuracy": round(float(via_files), 4), "gap_points": round(100 * float(direct - via_files), 2),
+           "answers_changed": sum(a[0][0] != b[0][0] for a, b in zip(direct_tops, tops)),
+           "mean_abs_pixel_diff": round(float(np.abs(forms.astype(np.int16) - images).mean()), 2),
            "ms_per_image": round(1000 * seconds / len(idx), 2)}
     print(table([row], list(row)))
     print(f"wrote {write_results('predict', {'model': str(args.model), 'target_gap_points': 0.5, 'results': [row]})}")
