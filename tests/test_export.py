@@ -115,3 +115,22 @@ def test_onnxruntime_parity_on_512_real_test_images(real_data_dir, tmp_path):
     acc_int8 = float((int8.logits(x.numpy()).argmax(1) == labels.numpy()).mean())
     assert acc_fp32 > 0.6  # a real model, so the comparison means something
     assert abs(acc_int8 - acc_fp32) <= 0.02, (acc_fp32, acc_int8)
+
+
+def test_server_with_onnxruntime_backend_answers_like_pytorch(model_dir):
+    from fastapi.testclient import TestClient
+
+    from emnist_cnn.recognize import Recognizer
+    from emnist_cnn.serve import create_app
+    export_onnx(model_dir, model_dir / "model.onnx")
+    pixels = np.zeros((28, 28), dtype=int)
+    pixels[4:24, 12:16] = 255  # a vertical stroke
+    answers = {}
+    for backend, path in (("torch", model_dir), ("onnxruntime", model_dir / "model.onnx")):
+        client = TestClient(create_app(Recognizer.load(str(path), backend)))
+        response = client.post("/api/v1/predict", json={"pixels": pixels.tolist()}, params={"top_k": 3})
+        assert response.status_code == 200, response.text
+        answers[backend] = response.json()["predictions"]
+    assert [p["character"] for p in answers["torch"]] == [p["character"] for p in answers["onnxruntime"]]
+    for a, b in zip(answers["torch"], answers["onnxruntime"]):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)

@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import PRESETS, Config, get_preset
+from .recognize import DEFAULT_MODEL
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +145,71 @@ def cmd_export(args) -> int:
     return 0
 
 
+def recognise_each(args, recognise, line, as_json) -> int:
+    """Run recognise(path) on every image; an unusable image is reported and the others still run."""
+    from .preprocess import ImageError
+    from .recognize import image_files
+    results, failed = {}, 0
+    for path in image_files(args.images):
+        try:
+            results[path] = recognise(path)
+        except ImageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if not args.json:
+            print(f"{path}  {line(results[path])}")
+    if args.json:
+        print(json.dumps({p: as_json(r) for p, r in results.items()}, indent=2))
+    return 1 if failed else 0
+
+
+def cmd_predict(args) -> int:
+    from .recognize import Recognizer
+    recognizer = Recognizer.load(args.model)
+    return recognise_each(args, lambda p: recognizer.predict(p, args.top_k),
+                          lambda top: "  ".join(f"{c} {q:.3f}" for c, q in top),
+                          lambda top: [{"character": c, "probability": q} for c, q in top])
+
+
+def cmd_read(args) -> int:
+    from dataclasses import asdict
+
+    from .recognize import Recognizer
+    recognizer = Recognizer.load(args.model)
+    return recognise_each(args, lambda p: recognizer.read(p, top_k=3),
+                          lambda r: r.text + "  (" + " ".join(f"{c.character}:{c.confidence:.2f}"
+                                                              for c in r.characters) + ")",
+                          asdict)
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+    serve(args.model or [DEFAULT_MODEL], host=args.host, port=args.port, backend=args.backend)
+    return 0
+
+
+def add_recognize_commands(sub) -> None:
+    from .recognize import BACKENDS
+    for name, func, text in (("predict", cmd_predict, "top-k characters for images of single characters"),
+                             ("read", cmd_read, "read the separated characters written in images")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+        c.add_argument("--model", default=DEFAULT_MODEL, help=f"run directory, model directory or pretrained "
+                                                              f"name (default {DEFAULT_MODEL})")
+        if name == "predict":
+            c.add_argument("--top-k", type=int, default=5)
+        c.add_argument("--json", action="store_true")
+        c.set_defaults(func=func)
+    s = sub.add_parser("serve", help="web app with a drawing canvas, and the REST API")
+    s.add_argument("--model", action="append", help=f"repeat to serve several; the first is the default "
+                                                     f"(default {DEFAULT_MODEL})")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--backend", default="torch", choices=sorted(BACKENDS))
+    s.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emnist-cnn", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -199,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list architectures, presets and pretrained models")
     m.set_defaults(func=cmd_models)
+    add_recognize_commands(sub)
     return p
 
 

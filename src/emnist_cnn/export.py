@@ -147,6 +147,8 @@ class OnnxBackend:
             raise ModelFileError(f"{self.path}: metadata field {e} missing or invalid; export it with "
                                  f"`emnist-cnn export`") from None
         self.quantization = meta.get("quantization", "none")
+        self.meta = {"architecture": meta.get("architecture"), "classes": self.classes, "normalize": self.normalize,
+                     "quantization": self.quantization, "format": "onnx"}
         self.input_name = self.session.get_inputs()[0].name
 
     def logits(self, batch: np.ndarray) -> np.ndarray:

@@ -1,0 +1,146 @@
+"""Any image of a handwritten character -> the 28×28 form the models saw in training.
+
+Follows the EMNIST paper's conversion of NIST scans (Cohen et al. 2017, section II-A): grayscale, light ink on a
+dark background, faint noise dropped, cropped to the ink, Gaussian blur (σ = 1 at NIST's 128-pixel scan scale),
+centred in a square keeping the aspect ratio, padded, resized to 28×28 (bicubic), intensities stretched to
+0-255. The padding is measured on EMNIST itself: the ink's longer side spans 24 of the 28 pixels (2 on each side).
+Output is upright (rows top to bottom), as every model.json here expects.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
+MAX_PIXELS = 25_000_000     # larger images are refused before decoding (decompression bombs)
+WORK_SIDE = 1024            # larger images are reduced first: faster, and no character needs more
+MIN_CONTRAST = 40           # ink must differ from the paper by this much (of 255), else the image is blank
+NOISE_FRACTION = 0.15       # ink fainter than this share of the darkest stroke is noise
+SIZE, INNER = 28, 24        # output side, and the side of the ink's bounding square within it
+SCALE = 4                   # work at 4 × 28 = 112 pixels, close to NIST's 128, where σ = 1 is the paper's blur
+
+
+class ImageError(ValueError):
+    """An image that cannot be turned into a character; the message says why."""
+
+
+class UnsupportedImage(ImageError):
+    """Not an image in one of FORMATS."""
+
+
+class UndecodableImage(ImageError):
+    """Looks like a supported format but cannot be decoded (truncated, corrupt)."""
+
+
+class ImageTooLarge(ImageError):
+    """More than MAX_PIXELS pixels."""
+
+
+class BlankImage(ImageError):
+    """No ink: an empty or uniform image (a guess would be meaningless)."""
+
+
+def source_name(source, name: str = "image") -> str:
+    """How errors name an image: its path if it has one."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else name
+
+
+def open_image(source, name: str = "image") -> Image.Image:
+    """A decoded PIL image from a path, bytes, a file object or a PIL image; size checked before decoding."""
+    name = source_name(source, name)
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        if isinstance(source, (str, os.PathLike)):
+            try:
+                source = Path(source).read_bytes()
+            except OSError as e:
+                raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
+        data = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+        try:
+            img = Image.open(data, formats=FORMATS)
+        except UnidentifiedImageError:
+            raise UnsupportedImage(f"{name}: not a supported image (expected {', '.join(FORMATS)})") from None
+        except Image.DecompressionBombError as e:
+            raise ImageTooLarge(f"{name}: {e}") from None
+        except (OSError, ValueError, SyntaxError) as e:
+            raise UndecodableImage(f"{name}: cannot decode ({e})") from None
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageTooLarge(f"{name}: {w}×{h} pixels is more than the limit of {MAX_PIXELS:,}")
+    if w == 0 or h == 0:
+        raise BlankImage(f"{name}: the image is empty ({w}×{h} pixels)")
+    try:
+        img.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise UndecodableImage(f"{name}: cannot decode ({e})") from None
+    return img
+
+
+def grayscale(img: Image.Image) -> np.ndarray:
+    """float32 luminance 0-255; transparent pixels become paper of the colour that contrasts with the ink."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        return arr * (255.0 / 65535.0) if arr.max(initial=0) > 255 else arr
+    if img.mode in ("RGBA", "LA", "PA", "P") or "transparency" in img.info:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+        luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        alpha = rgba[..., 3] / 255.0
+        if alpha.min(initial=1.0) < 1.0:
+            ink_luma = (luma * alpha).sum() / max(alpha.sum(), 1e-6)
+            paper = 255.0 if ink_luma < 128 else 0.0  # dark ink on clear glass: show it on white
+            return luma * alpha + paper * (1 - alpha)
+        return luma
+    return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+def ink_map(img: Image.Image, name: str = "image") -> np.ndarray:
+    """float32 ink intensity 0-255 on a 0 background (light-on-dark), faint noise removed; BlankImage if none."""
+    if max(img.size) > WORK_SIDE:
+        img = img.copy()
+        img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    gray = grayscale(img)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:  # dark ink on light paper -> EMNIST's light ink on dark
+        gray = 255.0 - gray
+    paper = np.median(gray[::4, ::4])  # most of the image is paper; every 16th pixel estimates its level
+    ink = np.clip(gray - paper, 0, None)
+    peak = float(ink.max(initial=0))
+    if peak < MIN_CONTRAST:
+        raise BlankImage(f"{name}: no ink found (the strongest mark differs from the background by "
+                         f"{peak:.0f} of 255; at least {MIN_CONTRAST} is needed)")
+    ink[ink < NOISE_FRACTION * peak] = 0
+    return ink
+
+
+def emnist_form(ink: np.ndarray) -> np.ndarray:
+    """An ink map (light on dark, background 0, not blank) -> uint8 28×28 in EMNIST's form."""
+    from scipy.ndimage import gaussian_filter
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows) == 0:
+        raise BlankImage("no ink found")
+    crop = np.ascontiguousarray(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], dtype=np.float32)
+    h, w = crop.shape
+    inner, side = INNER * SCALE, SIZE * SCALE
+    f = inner / max(h, w)
+    nh, nw = max(1, round(h * f)), max(1, round(w * f))
+    scaled = np.asarray(Image.fromarray(crop).resize((nw, nh), Image.Resampling.BICUBIC))
+    square = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - nh) // 2, (side - nw) // 2
+    square[top:top + nh, left:left + nw] = np.clip(scaled, 0, None)
+    square = gaussian_filter(square, sigma=1.0)
+    small = np.clip(np.asarray(Image.fromarray(square).resize((SIZE, SIZE), Image.Resampling.BICUBIC)),
+                    0, None)
+    peak = small.max()
+    if peak <= 0:
+        raise BlankImage("no ink left after resizing")
+    return np.round(small * (255.0 / peak)).astype(np.uint8)
+
+
+def to_emnist(source, name: str = "image") -> np.ndarray:
+    """Path / bytes / file / PIL image -> uint8 28×28, white ink on black, upright, centred as EMNIST."""
+    return emnist_form(ink_map(open_image(source, name), source_name(source, name)))

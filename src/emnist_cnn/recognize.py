@@ -1,0 +1,152 @@
+"""Recognise handwriting in images: one character (`predict`) or a line of separated characters (`read`).
+
+The model sits behind a small backend interface so that another runtime (ONNX Runtime) can replace PyTorch
+without touching the Recognizer or the web server: a backend has `meta` (its model.json: classes, normalize,
+architecture, ...), `classes`, and `logits(batch)` for a float32 N×1×28×28 batch already normalised.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from . import preprocess
+
+DEFAULT_MODEL = "emnist-cnn/bymerge47"
+
+
+class Backend(Protocol):
+    meta: dict
+    classes: list[str]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """A PyTorch model from a run directory, model directory or pretrained name (via checkpoint.load_model)."""
+
+    def __init__(self, model, meta: dict):
+        self.model, self.meta, self.classes = model, meta, list(meta["classes"])
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike, device: str = "cpu") -> "TorchBackend":
+        from .checkpoint import load_model
+        return cls(*load_model(name_or_path, device))
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            return self.model(x.to(next(self.model.parameters()).device)).float().cpu().numpy()
+
+
+def onnxruntime_backend(path: str | os.PathLike) -> Backend:
+    """An exported .onnx file (emnist-cnn export) under onnxruntime."""
+    from .export import OnnxBackend
+    return OnnxBackend(path)
+
+
+# name -> loader(name_or_path) -> Backend
+BACKENDS: dict[str, Callable[[str], Backend]] = {"torch": TorchBackend.load, "onnxruntime": onnxruntime_backend}
+
+
+@dataclass
+class Character:
+    """One character found by read(): its best guess, the top-k, and its box (x0, y0, x1, y1) in the image."""
+    character: str
+    confidence: float
+    box: tuple[int, int, int, int]
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Reading:
+    text: str
+    characters: list[Character]
+
+
+class Recognizer:
+    def __init__(self, backend: Backend, name: str = ""):
+        self.backend = backend
+        self.name = name or str(backend.meta.get("name") or backend.meta.get("architecture") or "model")
+        self.classes = list(backend.classes)
+        norm = backend.meta.get("normalize", {"mean": 0.0, "std": 1.0})
+        self.mean, self.std = float(norm["mean"]), float(norm["std"])
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, backend: str = "torch") -> "Recognizer":
+        try:
+            loader = BACKENDS[backend]
+        except KeyError:
+            raise ValueError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}") from None
+        from .checkpoint import ModelFileError
+        try:
+            return cls(loader(name_or_path), name=str(name_or_path))
+        except ModelFileError as e:
+            if str(name_or_path) != DEFAULT_MODEL:
+                raise
+            raise ModelFileError(f"{e}. The default model {DEFAULT_MODEL} is not installed in this version: "
+                                 f"pass --model with a run directory (emnist-cnn train ...)") from None
+
+    def probabilities(self, images_u8: np.ndarray) -> np.ndarray:
+        """Class probabilities for uint8 N×28×28 images already in EMNIST form (white on black, upright)."""
+        x = (np.asarray(images_u8, dtype=np.float32)[:, None] / 255.0 - self.mean) / self.std
+        z = self.backend.logits(x)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def top(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
+        order = np.argsort(-probs, kind="stable")[:max(1, k)]
+        return [(self.classes[i], float(probs[i])) for i in order]
+
+    def classify(self, images_u8: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k (character, probability) for each uint8 N×28×28 image already in EMNIST form."""
+        return [self.top(p, top_k) for p in self.probabilities(images_u8)]
+
+    def predict(self, image, top_k: int = 5) -> list[tuple[str, float]]:
+        """Top-k (character, probability) for one image of a character (path, bytes, file or PIL image)."""
+        return self.predict_batch([image], top_k)[0]
+
+    def predict_batch(self, images, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        return self.classify(np.stack([preprocess.to_emnist(im) for im in images]), top_k)
+
+    def read(self, image, top_k: int = 5) -> Reading:
+        """The characters written side by side in an image, left to right, with confidences and boxes."""
+        from .segment import segment
+        img = preprocess.open_image(image)
+        ink = preprocess.ink_map(img, preprocess.source_name(image))
+        boxes, inks = segment(ink)
+        scale = img.width / ink.shape[1]  # ink_map reduces very large images; boxes refer to the original
+        boxes = [tuple(round(v * scale) for v in b) for b in boxes]
+        tops = self.classify(np.stack([preprocess.emnist_form(ink) for ink in inks]), top_k)
+        chars = [Character(t[0][0], t[0][1], b, t) for b, t in zip(boxes, tops)]
+        return Reading(text_with_spaces(chars), chars)
+
+
+def text_with_spaces(chars: list[Character]) -> str:
+    """Join characters; a gap wider than 0.75 × the median character height is a space between words."""
+    if not chars:
+        return ""
+    height = float(np.median([c.box[3] - c.box[1] for c in chars]))
+    out = chars[0].character
+    for prev, c in zip(chars, chars[1:]):
+        out += (" " if c.box[0] - prev.box[2] > 0.75 * height else "") + c.character
+    return out
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def image_files(paths) -> list[str]:
+    """The given files, and the images inside the given folders (sorted); a missing path is an error."""
+    out = []
+    for p in map(os.fspath, paths):
+        if os.path.isdir(p):
+            out += sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_SUFFIXES))
+        elif os.path.exists(p):
+            out.append(p)
+        else:
+            raise preprocess.ImageError(f"{p}: no such file or folder")
+    return out

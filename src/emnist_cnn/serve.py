@@ -1,0 +1,268 @@
+"""Web app and REST API over Recognizer: `create_app(recognizer_or_backend)`, and `emnist-cnn serve`.
+
+One process; each model is loaded once. Every error is JSON ({"detail": ...}) with a 4xx status: an upload over
+the size limit (413), an unsupported type (415), an undecodable or blank image or malformed JSON (422), an
+unknown model (404).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import preprocess
+from .recognize import Recognizer
+
+WEB = Path(__file__).resolve().parent / "web"
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+API = "/api/v1"
+
+Row = Annotated[list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=28, max_length=28)]
+
+
+class ImageJSON(BaseModel):
+    """Exactly one of: `image`, a base64 PNG/JPEG/BMP/WebP (a data: URL is fine), or `pixels`, 28 rows of 28
+    values 0-255 already in EMNIST form (white ink on black, upright, centred)."""
+    model_config = ConfigDict(extra="forbid")
+    image: Optional[str] = Field(None, description="base64-encoded image file, or a data: URL")
+    pixels: Optional[Annotated[list[Row], Field(min_length=28, max_length=28)]] = None
+
+
+class Prediction(BaseModel):
+    character: str
+    probability: float
+
+
+class PredictResponse(BaseModel):
+    model: str
+    predictions: list[Prediction]
+    input: list[list[int]] = Field(description="the 28×28 image the model saw (0-255, white ink on black)")
+
+
+class CharacterOut(BaseModel):
+    character: str
+    confidence: float
+    box: list[int] = Field(description="x0, y0, x1, y1 in the image's pixels (x1, y1 exclusive)")
+    predictions: list[Prediction]
+
+
+class ReadResponse(BaseModel):
+    model: str
+    text: str
+    characters: list[CharacterOut]
+
+
+IMAGE_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "PNG, JPEG, BMP or WebP"}}}},
+    "application/json": {"schema": ImageJSON.model_json_schema()}}}}
+ERRORS = {code: {"description": text} for code, text in (
+    (404, "unknown model"), (413, "upload or image dimensions too large"),
+    (415, "unsupported content or image type"), (422, "malformed request, undecodable or blank image"))}
+STATUS = {preprocess.ImageTooLarge: 413, preprocess.UnsupportedImage: 415}
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over max_bytes with 413 before the app reads them."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = JSONResponse({"detail": f"request body over the limit of {self.max_bytes:,} bytes"}, 413)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await too_large(scope, receive, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return await too_large(scope, receive, send)
+            if not message.get("more_body"):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, replay, send)
+
+
+class Batcher:
+    """Concurrent requests share forward passes: images that arrive while the model is busy go in the next batch.
+
+    No waiting for a batch to fill: a lone request runs at once, and under load the batch grows by itself.
+    """
+
+    def __init__(self, recognizer: Recognizer, max_batch: int = 64):
+        self.recognizer, self.max_batch = recognizer, max_batch
+        self.pending: list = []
+        self.running = False
+        self.task = None  # held so the running drain() is not garbage-collected
+
+    async def classify(self, form: np.ndarray, top_k: int) -> list[tuple[str, float]]:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((form, top_k, future))
+        if not self.running:
+            self.running = True
+            self.task = asyncio.get_running_loop().create_task(self.drain())
+        return await future
+
+    async def drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+                try:
+                    probs = await run_in_threadpool(self.recognizer.probabilities, np.stack([b[0] for b in batch]))
+                except Exception as e:  # noqa: BLE001 - every waiting request gets the error
+                    for *_, future in batch:
+                        future.set_exception(e)
+                    continue
+                for (_, k, future), p in zip(batch, probs):
+                    future.set_result(self.recognizer.top(p, k))
+        finally:
+            self.running = False
+
+
+def as_recognizer(thing) -> Recognizer:
+    return thing if isinstance(thing, Recognizer) else Recognizer(thing)
+
+
+def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+    """The app for one Recognizer (or backend), or several as a list / {name: ...}; the first is the default."""
+    if isinstance(recognizers, dict):
+        models = {name: as_recognizer(r) for name, r in recognizers.items()}
+    else:
+        models = {r.name: r for r in map(as_recognizer, recognizers if isinstance(recognizers, list)
+                                        else [recognizers])}
+    default = next(iter(models))
+    batchers = {name: Batcher(r) for name, r in models.items()}
+    app = FastAPI(title="emnist-cnn", version="1", description="Handwritten character recognition (EMNIST CNNs)")
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+
+    @app.exception_handler(preprocess.ImageError)
+    async def image_error(request, e: preprocess.ImageError):
+        return JSONResponse({"detail": str(e)}, STATUS.get(type(e), 422))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request, e: Exception):  # still JSON; the fuzz test checks this never happens
+        return JSONResponse({"detail": f"internal error: {type(e).__name__}"}, 500)
+
+    def pick(model: Optional[str]) -> tuple[str, Recognizer]:
+        name = model or default
+        if name not in models:
+            raise HTTPException(404, f"unknown model {name!r}; available: {', '.join(models)}")
+        return name, models[name]
+
+    def check_top_k(r: Recognizer, top_k: int) -> int:
+        if not 1 <= top_k <= len(r.classes):
+            raise RequestValidationError([{"type": "value_error", "loc": ["query", "top_k"], "input": top_k,
+                                           "msg": f"top_k must be between 1 and {len(r.classes)}"}])
+        return top_k
+
+    async def image_from(request: Request) -> tuple[str, object]:
+        """('image', bytes) or ('pixels', uint8 28×28) from a multipart upload or a JSON body."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            try:
+                form = await request.form(max_files=1, max_fields=4)
+            except Exception as e:  # noqa: BLE001 - any parser failure is a malformed upload
+                raise HTTPException(422, f"malformed multipart body ({getattr(e, 'detail', e)})") from None
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(422, "multipart body needs a file field named 'file'")
+            return "image", await upload.read()
+        if kind == "application/json":
+            try:
+                body = ImageJSON.model_validate_json(await request.body())
+            except ValidationError as e:
+                # without the input: it may be bytes that are not UTF-8, which the error response cannot hold
+                raise RequestValidationError(e.errors(include_url=False, include_context=False,
+                                                      include_input=False)) from None
+            if (body.image is None) == (body.pixels is None):
+                raise HTTPException(422, "give exactly one of 'image' (base64) and 'pixels' (28×28)")
+            if body.pixels is not None:
+                return "pixels", np.clip(np.round(np.asarray(body.pixels, dtype=np.float32)), 0, 255).astype(np.uint8)
+            data = body.image.split(",", 1)[1] if body.image.startswith("data:") else body.image
+            try:
+                return "image", base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                raise HTTPException(422, "'image' is not valid base64") from None
+        raise HTTPException(415, f"unsupported content type {kind or '(none)'!r}; send multipart/form-data "
+                                 "with a file field 'file', or application/json")
+
+    def predictions(top) -> list[dict]:
+        return [{"character": c, "probability": p} for c, p in top]
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(WEB / "index.html")
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "models": list(models)}
+
+    @app.get(f"{API}/models")
+    def list_models() -> dict:
+        return {"default": default, "models": [
+            {"name": name, "classes": "".join(r.classes), "architecture": r.backend.meta.get("architecture"),
+             "test_accuracy": r.backend.meta.get("test_accuracy"), "dataset": r.backend.meta.get("dataset")}
+            for name, r in models.items()]}
+
+    @app.post(f"{API}/predict", response_model=PredictResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
+    async def predict(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None):
+        """The top-k characters for one image of a character (upload, base64 JSON, or a 28×28 array)."""
+        name, r = pick(model)
+        check_top_k(r, top_k)
+        kind, value = await image_from(request)
+        if kind == "pixels" and value.max() < preprocess.MIN_CONTRAST:
+            raise preprocess.BlankImage(f"pixels: no ink (brightest value {value.max()}, "
+                                        f"at least {preprocess.MIN_CONTRAST} is needed)")
+
+        form = value if kind == "pixels" else await run_in_threadpool(preprocess.to_emnist, value, "upload")
+        top = await batchers[name].classify(form, top_k)
+        return {"model": name, "predictions": predictions(top), "input": form.tolist()}
+
+    @app.post(f"{API}/read", response_model=ReadResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
+    async def read(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None):
+        """The characters written side by side in an image (upload or base64 JSON), left to right."""
+        name, r = pick(model)
+        check_top_k(r, top_k)
+        kind, value = await image_from(request)
+        if kind == "pixels":
+            raise HTTPException(422, "read needs an image ('image' or an upload), not a 28×28 'pixels' array")
+        reading = await run_in_threadpool(r.read, value, top_k)
+        return {"model": name, "text": reading.text, "characters": [
+            {"character": c.character, "confidence": c.confidence, "box": list(c.box),
+             "predictions": predictions(c.top)} for c in reading.characters]}
+
+    return app
+
+
+def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, backend: str = "torch") -> None:
+    import torch
+    import uvicorn
+    torch.set_num_threads(1)  # concurrent requests each use a core; intra-op threads would only fight over them
+    app = create_app({name: Recognizer.load(name, backend) for name in models})
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -1,0 +1,143 @@
+"""Recognizer (predict, predict_batch, read), segmentation and the predict/read commands, on small models."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from emnist_cnn import preprocess
+from emnist_cnn.checkpoint import ModelFileError, save_model
+from emnist_cnn.cli import main
+from emnist_cnn.models import create_model
+from emnist_cnn.recognize import DEFAULT_MODEL, Recognizer, TorchBackend
+from emnist_cnn.segment import segment
+
+from test_preprocess import SEVEN, draw, png
+
+
+def random_model_dir(path, classes="abcdef"):
+    """A real (untrained) tiny-cnn saved as a model directory: fast, and exercises the loading path."""
+    torch.manual_seed(0)
+    path.mkdir(parents=True, exist_ok=True)
+    save_model(path, create_model("tiny-cnn", num_classes=len(classes)),
+               {"architecture": "tiny-cnn", "classes": list(classes), "normalize": {"mean": 0.5, "std": 0.5}})
+    return path
+
+
+@pytest.fixture
+def recognizer(tmp_path):
+    return Recognizer.load(random_model_dir(tmp_path / "model"))
+
+
+def line_image(glyphs, gap=40, size=100, extra=None):
+    """Glyphs (stroke lists) side by side on white paper, `gap` pixels apart; extra(draw, x) adds marks."""
+    img = Image.new("L", (len(glyphs) * (size + gap) + 60, size + 80), 255)
+    x = 30
+    for g in glyphs:
+        left, right = min(p[0] for s in g for p in s), max(p[0] for s in g for p in s)
+        ink = draw(g, size=size, canvas=(size + 40, size + 40), at=(20 - left * size, 20))
+        img.paste(ink, (x - 20, 20), mask=Image.eval(ink, lambda v: 255 - v))  # glyph ink only
+        x += round((right - left) * size) + size // 10 + gap  # the next glyph starts `gap` after this one's ink
+    return img
+
+
+def test_predict_is_topk_of_softmax(recognizer, tmp_path):
+    top = recognizer.predict(draw(SEVEN), top_k=6)
+    assert [c for c, _ in top] and sorted(c for c, _ in top) == list("abcdef")
+    probs = [p for _, p in top]
+    assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
+    x = torch.from_numpy(preprocess.to_emnist(draw(SEVEN))).float()[None, None] / 255
+    expected = torch.softmax(recognizer.backend.model((x - 0.5) / 0.5), 1)[0]
+    assert probs[0] == pytest.approx(expected.max().item(), rel=1e-5)
+    assert recognizer.classes[int(expected.argmax())] == top[0][0]
+    (tmp_path / "seven.png").write_bytes(png(draw(SEVEN)))
+    batch = recognizer.predict_batch([tmp_path / "seven.png", png(draw([[(0, 0), (1, 1)]])), draw(SEVEN)], top_k=2)
+    assert len(batch) == 3 and batch[0] == batch[2] and len(batch[1]) == 2
+    assert batch[0][0][0] == top[0][0]
+
+
+def test_recognizer_accepts_any_backend(recognizer):
+    """The server and Recognizer only need meta, classes and logits(): e.g. an ONNX Runtime backend."""
+    class Doubled:
+        meta, classes = recognizer.backend.meta, recognizer.classes
+
+        def logits(self, batch):
+            return 2 * recognizer.backend.logits(batch)
+    other = Recognizer(Doubled(), name="doubled")
+    img = draw(SEVEN)
+    assert other.predict(img)[0][0] == recognizer.predict(img)[0][0]
+    assert other.predict(img)[0][1] > recognizer.predict(img)[0][1]
+
+
+def test_segment_merges_parts_drops_specks_and_orders_left_to_right():
+    ink = np.zeros((100, 300), np.float32)
+    ink[40:90, 200:210] = 255   # stem of an i (drawn first, on the right)
+    ink[20:30, 200:210] = 255   # its dot
+    ink[40:90, 20:60] = 255     # a block on the left
+    ink[40:90, 100:110] = 200   # a stroke broken in two ...
+    ink[60:90, 104:116] = 200   # ... overlapping pieces
+    ink[5, 5] = 255             # a speck
+    boxes, inks = segment(ink)
+    assert boxes == [(20, 40, 60, 90), (100, 40, 116, 90), (200, 20, 210, 90)]
+    assert [i.shape for i in inks] == [(50, 40), (50, 16), (70, 10)]
+    assert inks[2][:10].sum() > 0 and inks[2][10:20].sum() == 0  # the dot kept, the gap empty
+
+
+def test_read_finds_each_character_with_boxes_and_spaces(recognizer):
+    slash, bar, seven = [[(0, 1), (0.6, 0)]], [[(0.5, 0), (0.5, 1)]], SEVEN
+    word = line_image([slash, bar, seven])
+    reading = recognizer.read(word)
+    assert len(reading.characters) == 3 and len(reading.text) == 3 and " " not in reading.text
+    xs = [c.box[0] for c in reading.characters]
+    assert xs == sorted(xs) and all(c.box[2] - c.box[0] > 5 for c in reading.characters)
+    singles = [recognizer.predict(line_image([g]))[0][0] for g in (slash, bar, seven)]
+    assert reading.text == "".join(singles)  # each character goes through the same preprocessing
+    spaced = recognizer.read(line_image([slash, bar], gap=160))
+    assert spaced.text == singles[0] + " " + singles[1]
+    big = word.resize((word.width * 4, word.height * 4))  # beyond the working size: boxes in the original pixels
+    assert [c.box[0] // 4 for c in recognizer.read(big).characters] == pytest.approx(xs, abs=3)
+
+
+def test_read_blank_is_an_error(recognizer):
+    with pytest.raises(preprocess.BlankImage):
+        recognizer.read(Image.new("L", (300, 100), 255))
+
+
+def test_default_model_missing_is_a_clear_error(capsys, tmp_path):
+    with pytest.raises(ModelFileError, match="default model emnist-cnn/bymerge47 is not installed"):
+        Recognizer.load(DEFAULT_MODEL)
+    (tmp_path / "a.png").write_bytes(png(draw(SEVEN)))
+    assert main(["predict", str(tmp_path / "a.png")]) == 2
+    assert "pass --model with a run directory" in capsys.readouterr().err
+
+
+def test_cli_predict_and_read(tmp_path, capsys):
+    model = random_model_dir(tmp_path / "model")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png(draw(SEVEN)))
+    draw([[(0, 0), (1, 1)]]).save(folder / "b.jpg")
+    (folder / "blank.png").write_bytes(png(Image.new("L", (50, 50), 255)))
+    (folder / "notes.txt").write_text("not an image, not listed")
+    rc = main(["predict", str(folder), "--model", str(model), "--top-k", "3", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "blank.png: no ink found" in err  # reported; the other images still answered
+    result = json.loads(out)
+    assert sorted(result) == [str(folder / "a.png"), str(folder / "b.jpg")]
+    assert all(len(v) == 3 and set(v[0]) == {"character", "probability"} for v in result.values())
+    assert result[str(folder / "a.png")][0]["character"] == Recognizer.load(model).predict(folder / "a.png")[0][0]
+    assert main(["predict", str(folder / "a.png"), "--model", str(model)]) == 0
+    assert capsys.readouterr().out.startswith(str(folder / "a.png") + "  ")
+    line_image([SEVEN, [[(0.5, 0), (0.5, 1)]]]).save(tmp_path / "word.png")
+    assert main(["read", str(tmp_path / "word.png"), "--model", str(model), "--json"]) == 0
+    reading = json.loads(capsys.readouterr().out)[str(tmp_path / "word.png")]
+    assert len(reading["text"]) == 2 and len(reading["characters"]) == 2 and len(reading["characters"][0]["box"]) == 4
+    assert main(["predict", str(tmp_path / "nope.png"), "--model", str(model)]) == 2
+    assert "nope.png: no such file or folder" in capsys.readouterr().err
+
+
+def test_torch_backend_logits_shape(tmp_path):
+    backend = TorchBackend.load(random_model_dir(tmp_path / "m", classes="xyz"))
+    assert backend.classes == list("xyz")
+    assert backend.logits(np.zeros((4, 1, 28, 28), np.float32)).shape == (4, 3)

@@ -1,0 +1,110 @@
+"""The web page in headless Chromium (Playwright): draw digits with mouse strokes, see the right prediction.
+
+Needs Debian's /usr/bin/chromium: skipped without it locally, a failure in CI (.ci/run installs it).
+"""
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from emnist_cnn.recognize import Recognizer
+from emnist_cnn.serve import create_app
+
+from real_model import DIGITS, digits_model_dir
+
+pytestmark = pytest.mark.realdata
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture
+def server_url(real_data_dir):
+    import uvicorn
+    app = create_app(Recognizer.load(digits_model_dir(real_data_dir)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing (CI installs Debian's chromium package)")
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser.new_page(viewport={"width": 1000, "height": 720})
+        browser.close()
+
+
+def stroke_on(page, canvas, strokes, left=0.2, top=0.15, size=0.7):
+    """Draw unit-coordinate strokes with the mouse into the canvas region (fractions of its width/height)."""
+    box = page.locator(canvas).bounding_box()
+    side = size * box["height"]
+    for s in strokes:
+        xy = [(box["x"] + left * box["width"] + x * side, box["y"] + top * box["height"] + y * side) for x, y in s]
+        page.mouse.move(*xy[0])
+        page.mouse.down()
+        for (x0, y0), (x1, y1) in zip(xy, xy[1:]):  # intermediate points, as a real hand produces
+            for t in (0.25, 0.5, 0.75, 1.0):
+                page.mouse.move(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        page.mouse.up()
+
+
+def test_draw_digits_and_see_them_recognised(server_url, page):
+    from playwright.sync_api import expect
+    page.goto(server_url)
+    expect(page.locator("#model option")).to_have_count(1)
+    for digit in ("1", "7", "4"):
+        page.click("#clear")
+        expect(page.locator("#answer")).to_have_text("\u00a0")
+        stroke_on(page, "#pad", DIGITS[digit])
+        expect(page.locator("#answer")).to_have_text(digit, timeout=10_000)
+        expect(page.locator("#predictions li")).to_have_count(5)
+    seen = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
+                         ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0 && v > 128).length")
+    assert 20 < seen < 400  # the 28×28 the model saw is shown, with ink in it
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-predict.png"))
+
+    page.click("#undo")  # a 4 has two strokes: undo leaves one, and the prediction follows
+    expect(page.locator("#answer")).not_to_have_text("4", timeout=10_000)
+
+    page.check("#word-mode")
+    for i, digit in enumerate("174"):
+        stroke_on(page, "#pad", DIGITS[digit], left=0.08 + 0.3 * i, top=0.15, size=0.7)
+    expect(page.locator("#answer")).to_have_text("174", timeout=10_000)
+    expect(page.locator("#characters li")).to_have_count(3)
+    page.screenshot(path=str(ARTIFACTS / "web-read.png"))
+
+
+def test_upload_and_blank_canvas_messages(server_url, page, tmp_path):
+    from playwright.sync_api import expect
+
+    from test_preprocess import draw
+    page.goto(server_url)
+    draw(DIGITS["7"], size=120, canvas=(200, 180), at=(40, 30)).save(tmp_path / "seven.png")
+    page.set_input_files("#upload", str(tmp_path / "seven.png"))
+    expect(page.locator("#answer")).to_have_text("7", timeout=10_000)
+    page.click("#clear")
+    expect(page.locator("#status")).to_have_text("Draw a character.")
+    (tmp_path / "notes.png").write_bytes(b"not an image")
+    page.set_input_files("#upload", str(tmp_path / "notes.png"))
+    expect(page.locator("#status")).to_contain_text("not a supported image", timeout=10_000)
