@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -39,7 +40,8 @@ def cmd_train(args) -> int:
         run_dir = train(Config(), resume=args.resume, progress=not args.quiet)
     else:
         run_dir = train(config_from_args(args), progress=not args.quiet)
-    print(f"run directory: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the job
+        print(f"run directory: {run_dir}")
     return 0
 
 
