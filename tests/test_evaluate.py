@@ -27,3 +27,22 @@ def test_roc_auc_uses_probabilities_not_hard_predictions():
     m = metrics_from_logits(logits, labels, ["x", "y"])
     assert m["accuracy"] == 0.5
     assert m["per_class"][1]["roc_auc"] == pytest.approx(1.0)
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 7, (500,), generator=g)
+    labels[labels == 6] = 5  # class 6 never occurs: zero support, zero precision
+    logits = torch.randn(500, 7, generator=g) + 2.0 * torch.nn.functional.one_hot(labels, 7)
+    logits[:50] = logits[:50].round()  # ties in the scores
+    m = metrics_from_logits(logits, labels, list("abcdefg"))
+    y, pred = labels.numpy(), logits.argmax(1).numpy()
+    for avg in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y, pred, labels=range(7), average=avg, zero_division=0)
+        assert (m[f"precision_{avg}"], m[f"recall_{avg}"], m[f"f1_{avg}"]) == pytest.approx((p, r, f))
+    assert m["confusion_matrix"] == confusion_matrix(y, pred, labels=range(7)).tolist()
+    probs = torch.softmax(logits.double(), 1).numpy()
+    for c in range(6):
+        assert m["per_class"][c]["roc_auc"] == pytest.approx(roc_auc_score(y == c, probs[:, c]))
+    assert m["per_class"][6]["roc_auc"] is None and m["per_class"][6]["support"] == 0

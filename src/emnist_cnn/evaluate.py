@@ -37,10 +37,27 @@ def predict_logits(model, images_u8: torch.Tensor, mean: float, std: float, devi
     return torch.cat(out).cpu() if out else torch.empty(0)
 
 
+def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve = P(score of a random positive > score of a random negative), ties counting
+    half: the Mann-Whitney statistic from average ranks (what sklearn.metrics.roc_auc_score computes)."""
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores))
+    # average rank of each run of tied scores
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: list[str],
                         with_details: bool = True) -> dict:
-    """Accuracy, top-5, macro/weighted P/R/F1, per-class table, confusion matrix, one-vs-rest ROC AUC."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+    """Accuracy, top-5, macro/weighted P/R/F1, per-class table, confusion matrix, one-vs-rest ROC AUC.
+
+    Plain numpy (the tests check it against scikit-learn): importing sklearn alone costs a second per run.
+    """
     y = labels.cpu().numpy()
     pred = logits.argmax(1).numpy()
     k = min(5, logits.shape[1])
@@ -50,22 +67,27 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
     if not with_details:
         return out
     num_classes = len(classes)
-    labels_range = list(range(num_classes))
-    for avg in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels_range, average=avg, zero_division=0)
-        out.update({f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)})
-    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels_range, zero_division=0)
-    probs = torch.softmax(logits, 1).numpy().astype(np.float64)
-    present = np.unique(y)
+    confusion = np.bincount(y * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    tp, support, predicted = np.diag(confusion), confusion.sum(1), confusion.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    weights = support / max(1, support.sum())
+    for name, values in (("precision", precision), ("recall", recall), ("f1", f1)):
+        out[f"{name}_macro"] = float(values.mean())
+        out[f"{name}_weighted"] = float((values * weights).sum())
+    probs = torch.softmax(logits.double(), 1).numpy()
     auc = np.full(num_classes, np.nan)
-    for c in present:  # one-vs-rest AUC from probabilities (a class needs positives and negatives)
-        if 0 < (y == c).sum() < len(y):
-            auc[c] = roc_auc_score(y == c, probs[:, c])
+    for c in range(num_classes):  # one-vs-rest AUC from probabilities (a class needs positives and negatives)
+        if 0 < support[c] < len(y):
+            auc[c] = roc_auc(y == c, probs[:, c])
     out["roc_auc_macro"] = float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan")
     out["per_class"] = [
-        {"class": classes[c], "precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]),
-         "support": int(s[c]), "roc_auc": None if np.isnan(auc[c]) else float(auc[c])} for c in labels_range]
-    out["confusion_matrix"] = confusion_matrix(y, pred, labels=labels_range).tolist()
+        {"class": classes[c], "precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
+         "support": int(support[c]), "roc_auc": None if np.isnan(auc[c]) else float(auc[c])}
+        for c in range(num_classes)]
+    out["confusion_matrix"] = confusion.tolist()
     return out
 
 

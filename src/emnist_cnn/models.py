@@ -39,7 +39,9 @@ class CNN3(nn.Module):
     def __init__(self, num_classes: int = 36, dropout: float = 0.5):
         super().__init__()
         def block(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+            # conv -> max-pool -> ReLU computes exactly conv -> ReLU -> max-pool (both are monotonic), with the
+            # ReLU (and its backward pass) on a quarter of the values: faster where memory bandwidth is the limit.
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(inplace=True))
         self.features = nn.Sequential(block(1, 32), block(32, 64), block(64, 128))  # 28 -> 14 -> 7 -> 3
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(128 * 3 * 3, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
@@ -64,9 +66,10 @@ class TinyCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def conv_bn(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+def conv_bn(cin: int, cout: int, k: int = 3, pool: bool = False) -> nn.Sequential:
+    """conv -> BN (-> max-pool) -> ReLU; pooling before the ReLU gives the same values with 4x less ReLU work."""
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+                         *([nn.MaxPool2d(2)] if pool else []), nn.ReLU(inplace=True))
 
 
 class FastCNN(nn.Module):
@@ -76,8 +79,8 @@ class FastCNN(nn.Module):
     def __init__(self, num_classes: int, widths=(32, 64, 128), dropout: float = 0.0):
         super().__init__()
         w1, w2, w3 = widths
-        self.features = nn.Sequential(conv_bn(1, w1), nn.MaxPool2d(2), conv_bn(w1, w2), nn.MaxPool2d(2),
-                                      conv_bn(w2, w3), nn.MaxPool2d(2))
+        self.features = nn.Sequential(conv_bn(1, w1, pool=True), conv_bn(w1, w2, pool=True),
+                                      conv_bn(w2, w3, pool=True))
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3 * 9, num_classes))
 
     def forward(self, x):
@@ -92,6 +95,22 @@ def fast_cnn(num_classes: int, dropout: float = 0.0) -> nn.Module:
 @register("fast-cnn-s")
 def fast_cnn_small(num_classes: int, dropout: float = 0.0) -> nn.Module:
     return FastCNN(num_classes, (16, 32, 64), dropout)
+
+
+@register("fast-cnn-xs")
+class FastCNNXS(nn.Module):
+    """tiny-cnn's layout (5x5 valid conv, pool, 3x3 valid conv, pool, linear) widened to 16/32 with BatchNorm:
+    13k parameters that train at over 10k images/s on two CPU cores."""
+
+    def __init__(self, num_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 5, bias=False), nn.BatchNorm2d(16), nn.MaxPool2d(2), nn.ReLU(inplace=True),   # 24 -> 12
+            nn.Conv2d(16, 32, 3, bias=False), nn.BatchNorm2d(32), nn.MaxPool2d(2), nn.ReLU(inplace=True))  # 10 -> 5
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(32 * 5 * 5, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
 
 
 class BasicBlock(nn.Module):
@@ -117,7 +136,7 @@ class ResNet(nn.Module):
 
     def __init__(self, num_classes: int, stem: int, widths, blocks, dropout: float = 0.0, stem_pool: bool = False):
         super().__init__()
-        layers = [conv_bn(1, stem)] + ([nn.MaxPool2d(2)] if stem_pool else [])
+        layers = [conv_bn(1, stem, pool=stem_pool)]
         cin = stem
         for i, (w, n) in enumerate(zip(widths, blocks)):
             for j in range(n):

@@ -143,12 +143,15 @@ def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, ep
     perm = torch.randperm(n, device=device, generator=gen)  # the same on every rank
     distributed.decorrelate(seed, gen)
     steps = math.ceil(n / cfg.batch_size)
+    if epoch + 1 > cfg.epochs:  # a fractional last epoch
+        steps = max(1, round(steps * (cfg.epochs - epoch)))
+    images_this_epoch = min(n, steps * cfg.batch_size)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     model.train()
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False,
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{math.ceil(cfg.epochs)}", disable=not progress, leave=False,
                unit="batch", mininterval=1.0)
     for i in bar:
         batch = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
@@ -175,8 +178,8 @@ def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, ep
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"train_loss": loss_sum.item() / n, "train_accuracy": correct.item() / n,
-            "train_seconds": seconds, "images_per_second": n / seconds}
+    return {"train_loss": loss_sum.item() / images_this_epoch, "train_accuracy": correct.item() / images_this_epoch,
+            "train_seconds": seconds, "images_per_second": images_this_epoch / seconds}
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -262,11 +265,11 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
         board.start(run_dir, eval_model)
     evaluate_kw = dict(mean=cfg.normalize_mean, std=cfg.normalize_std, device=device, precision=precision,
                        batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last)
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, math.ceil(cfg.epochs)):
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_one_epoch(cfg, step_model, optimizer, scheduler, images, labels, epoch, precision, ema,
                                    progress))
-        last = epoch + 1 == cfg.epochs
+        last = epoch + 1 >= cfg.epochs
         # every rank validates (their weights are identical); rank 0 alone writes
         if data.val is not None and cfg.val_every > 0 and ((epoch + 1) % cfg.val_every == 0 or last):
             val = evaluate(eval_model, *data.val, data.classes, with_details=False, **evaluate_kw)
@@ -288,7 +291,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
                 "epoch": epoch + 1, "best_val": best_val})
         if board is not None:
             board.epoch(row)
-        log(f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} "
+        log(f"epoch {epoch + 1}/{math.ceil(cfg.epochs)} loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} "
             + (f"val {row['val_accuracy']:.4f} " if "val_accuracy" in row else "")
             + f"{row['images_per_second']:.0f} img/s" + (" *" if improved else ""))
         reached = cfg.target_accuracy and row.get("val_accuracy", 0) >= cfg.target_accuracy
