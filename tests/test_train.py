@@ -149,3 +149,28 @@ def test_val_every(synth_dir, tmp_path):
                           log=lambda *a: None)
     assert not any("val_accuracy" in r for r in read_rows(run))
     assert json.loads((run / "metrics.json").read_text())["split"] == "test"
+
+
+def test_init_fine_tunes_a_model_on_an_image_folder_with_new_classes(synth_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from conftest import class_images
+    source = train_mod.train(small_config(synth_dir, tmp_path, model="fast-cnn-s", epochs=1, rotate=0.0),
+                             progress=False, log=lambda *a: None)
+    folder = tmp_path / "mine"
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["x", "y", "z"]):
+        (folder / name).mkdir(parents=True)
+        for i, img in enumerate(class_images(np.full(12, k + 2), rng)):
+            Image.fromarray(255 - img).resize((40, 40)).save(folder / name / f"{i}.png")  # dark on light, 40x40
+    assert main(["train", "--init", str(source), "--freeze", "1", "--data-dir", str(folder), "--epochs", "2",
+                 "--out-dir", str(tmp_path / "tuned"), "--quiet", "--no-report"]) == 0
+    (tuned,) = (tmp_path / "tuned").iterdir()
+    meta = json.loads((tuned / "model.json").read_text())
+    assert meta["classes"] == ["x", "y", "z"] and meta["architecture"] == "fast-cnn-s"
+    assert json.loads((tuned / "config.json").read_text())["split"] == "folder"
+    a, b = load_file(str(source / "model.safetensors")), load_file(str(tuned / "model.safetensors"))
+    assert torch.equal(a["features.0.0.weight"], b["features.0.0.weight"])  # frozen first convolution
+    assert not torch.equal(a["features.1.0.weight"], b["features.1.0.weight"])  # the rest was trained
+    assert b["classifier.2.weight"].shape[0] == 3  # a new head for the new classes

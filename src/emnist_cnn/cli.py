@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--classes")
     e.add_argument("--device", default="auto")
     e.add_argument("--precision", default="auto")
-    e.add_argument("--batch-size", type=int, default=1024)
+    e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--output", help="metrics JSON path (default: RUN_DIR/metrics.json for a run)")
     e.set_defaults(func=cmd_evaluate)
 

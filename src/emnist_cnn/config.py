@@ -17,6 +17,8 @@ class Config:
     # --- model ---
     model: str = "cnn3"              # a name from emnist_cnn.models.list_models()
     dropout: float = 0.5             # used by models that have dropout (cnn3)
+    init: str = ""                   # fine-tune from this model (run dir, model dir or pretrained name)
+    freeze: int = 0                  # with init: keep the first N convolution layers (and their norms) fixed
     # --- optimisation ---
     epochs: float = 20               # passes over the training set; a fraction shortens the last one
     batch_size: int = 64
@@ -44,7 +46,7 @@ class Config:
     precision: str = "auto"          # fp32 | bf16 | auto (bf16 where the hardware has fast bf16)
     channels_last: bool = True       # memory format for conv layers
     compile: bool = False            # torch.compile the model
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256       # large enough to amortise overhead, small enough to stay in cache
     val_every: int = 1               # validate every N epochs and after the last; 0 = never (keep the last epoch)
     seed: int = 0
     deterministic: bool = False      # torch.use_deterministic_algorithms

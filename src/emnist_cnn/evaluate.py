@@ -24,7 +24,7 @@ def to_input(images_u8: torch.Tensor, mean: float, std: float, channels_last: bo
 
 @torch.inference_mode()
 def predict_logits(model, images_u8: torch.Tensor, mean: float, std: float, device: torch.device,
-                   precision: str = "fp32", batch_size: int = 1024, channels_last: bool = False) -> torch.Tensor:
+                   precision: str = "fp32", batch_size: int = 256, channels_last: bool = False) -> torch.Tensor:
     """Logits (float32, on the CPU) for a uint8 image tensor, in large batches."""
     was_training = model.training
     model.eval()
@@ -92,7 +92,7 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
 
 
 def evaluate(model, images_u8: torch.Tensor, labels: torch.Tensor, classes: list[str], *, mean: float, std: float,
-             device: torch.device | str = "cpu", precision: str = "fp32", batch_size: int = 1024,
+             device: torch.device | str = "cpu", precision: str = "fp32", batch_size: int = 256,
              channels_last: bool = False, with_details: bool = True, return_logits: bool = False):
     """Evaluate model on uint8 images; returns the metrics dict (and the logits if asked)."""
     device = torch.device(device)

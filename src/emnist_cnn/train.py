@@ -182,6 +182,35 @@ def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, ep
             "train_seconds": seconds, "images_per_second": images_this_epoch / seconds}
 
 
+# ----------------------------------------------------------------------------------------------- transfer
+def init_from(cfg: Config, num_classes: int, log=print) -> tuple[Config, nn.Module]:
+    """A model with the weights of cfg.init: its architecture and input normalisation; a head for a different
+    class count starts fresh. The first cfg.freeze convolutions (with the norm layers before the next one) stay fixed."""
+    from .checkpoint import load_model
+    source, meta = load_model(cfg.init)
+    cfg = cfg.replace(model=meta["architecture"], normalize_mean=meta["normalize"]["mean"],
+                      normalize_std=meta["normalize"]["std"])
+    model = create_model(cfg.model, num_classes, dropout=cfg.dropout)
+    own = model.state_dict()
+    kept = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(kept, strict=False)
+    fresh = sorted(set(own) - set(kept))
+    log(f"initialised from {cfg.init}: {len(kept)} tensors kept" + (f", fresh: {', '.join(fresh)}" if fresh else ""))
+    if cfg.freeze:
+        convs_seen = 0
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                convs_seen += 1
+            if convs_seen > cfg.freeze:
+                break
+            if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
+                for p in module.parameters():
+                    p.requires_grad_(False)
+                if isinstance(module, nn.BatchNorm2d):
+                    module.momentum = 0.0  # keep the source's running statistics too
+    return cfg, model
+
+
 # ----------------------------------------------------------------------------------------------- the run
 def new_run_dir(cfg: Config) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -225,7 +254,10 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction,
                                  cfg.seed)
     load_seconds = time.perf_counter() - t0
-    model = create_model(cfg.model, len(data.classes), dropout=cfg.dropout)
+    if cfg.init:
+        cfg, model = init_from(cfg, len(data.classes), log)
+    else:
+        model = create_model(cfg.model, len(data.classes), dropout=cfg.dropout)
     model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     step_model = distributed.wrap(model, device, log)
     optimizer = make_optimizer(cfg, model, device)
