@@ -104,12 +104,15 @@ def test_read_blank_is_an_error(recognizer):
         recognizer.read(Image.new("L", (300, 100), 255))
 
 
-def test_default_model_missing_is_a_clear_error(capsys, tmp_path):
-    with pytest.raises(ModelFileError, match="default model emnist-cnn/bymerge47 is not installed"):
-        Recognizer.load(DEFAULT_MODEL)
+def test_default_model_is_shipped_and_recognises_a_drawing(capsys, tmp_path):
+    recognizer = Recognizer.load(DEFAULT_MODEL)  # emnist-cnn/bymerge47, inside the package
+    assert len(recognizer.classes) == 47 and "".join(recognizer.classes[:12]) == "0123456789AB"
     (tmp_path / "a.png").write_bytes(png(draw(SEVEN)))
-    assert main(["predict", str(tmp_path / "a.png")]) == 2
-    assert "pass --model with a run directory" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "a.png"), "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)[str(tmp_path / "a.png")]
+    assert top[0]["character"] == "7" and len(top) == 5
+    with pytest.raises(ModelFileError, match="pretrained: emnist-cnn/bymerge47, emnist-cnn/digits"):
+        Recognizer.load("emnist-cnn/nope")
 
 
 def test_cli_predict_and_read(tmp_path, capsys):

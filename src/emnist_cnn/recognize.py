@@ -81,14 +81,7 @@ class Recognizer:
             loader = BACKENDS[backend]
         except KeyError:
             raise ValueError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}") from None
-        from .checkpoint import ModelFileError
-        try:
-            return cls(loader(name_or_path), name=str(name_or_path))
-        except ModelFileError as e:
-            if str(name_or_path) != DEFAULT_MODEL:
-                raise
-            raise ModelFileError(f"{e}. The default model {DEFAULT_MODEL} is not installed in this version: "
-                                 f"pass --model with a run directory (emnist-cnn train ...)") from None
+        return cls(loader(name_or_path), name=str(name_or_path))
 
     def probabilities(self, images_u8: np.ndarray) -> np.ndarray:
         """Class probabilities for uint8 N×28×28 images already in EMNIST form (white on black, upright)."""
