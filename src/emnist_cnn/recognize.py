@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import numpy as np
+import torch
 
 from . import preprocess
 
@@ -28,7 +29,8 @@ class TorchBackend:
     """A PyTorch model from a run directory, model directory or pretrained name (via checkpoint.load_model)."""
 
     def __init__(self, model, meta: dict):
-        self.model, self.meta, self.classes = model, meta, list(meta["classes"])
+        self.model = model.to(memory_format=torch.channels_last)  # 2-3x faster batches on oneDNN
+        self.meta, self.classes = meta, list(meta["classes"])
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike, device: str = "cpu") -> "TorchBackend":
@@ -39,7 +41,8 @@ class TorchBackend:
         import torch
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-            return self.model(x.to(next(self.model.parameters()).device)).float().cpu().numpy()
+            x = x.to(next(self.model.parameters()).device).contiguous(memory_format=torch.channels_last)
+            return self.model(x).float().cpu().numpy()
 
 
 def onnxruntime_backend(path: str | os.PathLike) -> Backend:
