@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from emnist_cnn.config import get_preset
@@ -55,3 +56,18 @@ def test_tiny_model_learns_local_digits(real_data_dir, tmp_path):
     run = train(cfg, progress=False, log=lambda *a: None)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n"] == 17_500 and metrics["accuracy"] > 0.93
+
+
+@pytest.mark.parametrize("name, split, floor", [("emnist-cnn/digits", "localdigits", 0.99),
+                                                ("emnist-cnn/bymerge47", "localbymerge", 0.87)])
+def test_shipped_pretrained_models(real_data_dir, name, split, floor):
+    from emnist_cnn import pretrained
+    from emnist_cnn.checkpoint import load_model
+    from emnist_cnn.evaluate import evaluate
+    model, meta = load_model(name)
+    assert meta["command"].startswith("emnist-cnn train ") and meta["dataset"]["name"] == split
+    s = load_split(split, real_data_dir, download=False, parts=("test",))
+    images, labels = torch.from_numpy(np.array(s.test_images[:3000])), torch.from_numpy(s.test_labels[:3000])
+    metrics = evaluate(model, images, labels, s.classes, **meta["normalize"])
+    assert meta["classes"] == s.classes and metrics["accuracy"] > floor
+    assert name in pretrained.names()

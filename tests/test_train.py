@@ -174,3 +174,23 @@ def test_init_fine_tunes_a_model_on_an_image_folder_with_new_classes(synth_dir, 
     assert torch.equal(a["features.0.0.weight"], b["features.0.0.weight"])  # frozen first convolution
     assert not torch.equal(a["features.1.0.weight"], b["features.1.0.weight"])  # the rest was trained
     assert b["classifier.2.weight"].shape[0] == 3  # a new head for the new classes
+
+
+def test_ensemble_and_tta(synth_dir, tmp_path, capsys):
+    from emnist_cnn.ensemble import Ensemble, ShiftTTA
+    runs = [train_mod.train(small_config(synth_dir, tmp_path, seed=seed, epochs=2), progress=False,
+                            log=lambda *a: None) for seed in (0, 1)]
+    model, meta = load_model(runs[0])
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        alone = torch.softmax(model((x - 0.5) / 0.5), 1)
+        assert torch.allclose(torch.softmax(Ensemble([(model, 0.5, 0.5)])(x), 1), alone, atol=1e-5)
+        assert torch.softmax(ShiftTTA(model)(x), 1).sum(1).allclose(torch.ones(5))
+    capsys.readouterr()
+    assert main(["ensemble", *map(str, runs), "--output", str(tmp_path / "ens.json")]) == 0
+    ens = json.loads((tmp_path / "ens.json").read_text())
+    assert ens["n"] == 60 and len(ens["models"]) == 2 and 0.5 < ens["accuracy"] <= 1
+    assert main(["evaluate", str(runs[0]), "--tta", "--output", str(tmp_path / "tta.json")]) == 0
+    assert json.loads((tmp_path / "tta.json").read_text())["tta"] is True
+    assert main(["ensemble", str(runs[0]), "emnist-cnn/digits"]) != 0  # different classes: refused
+    assert "different classes" in capsys.readouterr().err + capsys.readouterr().out

@@ -46,32 +46,43 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    """Evaluate one model, or the ensemble of several (mean probability), optionally with shift TTA."""
     from .checkpoint import load_model, write_json
     from .data import build_dataset
+    from .ensemble import Ensemble, ShiftTTA
     from .evaluate import evaluate
     from .train import resolve_device, resolve_precision
     device = resolve_device(args.device)
-    model, meta = load_model(args.model, device)
-    run_dir = Path(args.model) if (Path(args.model) / "config.json").is_file() else None
+    loaded = [load_model(m, device) for m in args.model]
+    classes = loaded[0][1]["classes"]
+    if any(meta["classes"] != classes for _, meta in loaded):
+        raise ValueError("the models were trained on different classes: "
+                         + ", ".join(repr("".join(meta["classes"])) for _, meta in loaded))
+    run_dir = next((Path(m) for m in args.model if (Path(m) / "config.json").is_file()), None)
     cfg = Config.from_json(run_dir / "config.json") if run_dir else Config(val_fraction=0.0)
     cfg = cfg.replace(**{k: v for k, v in (("split", args.split_name), ("data_dir", args.data_dir),
                                            ("classes", args.classes)) if v is not None})
     data = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction, cfg.seed)
-    if data.classes != meta["classes"]:
-        raise SystemExit(f"error: the data's classes {''.join(data.classes)!r} differ from the model's "
-                         f"{''.join(meta['classes'])!r}")
+    if data.classes != classes:
+        raise ValueError(f"the data's classes {''.join(data.classes)!r} differ from the model's "
+                         f"{''.join(classes)!r}")
     part = {"train": data.train, "val": data.val, "test": data.test}[args.split]
     if part is None:
-        raise SystemExit(f"error: dataset {data.name} has no {args.split} part")
-    metrics = evaluate(model, *part, data.classes, mean=meta["normalize"]["mean"], std=meta["normalize"]["std"],
-                       device=device, precision=resolve_precision(args.precision, device),
-                       batch_size=args.batch_size)
-    metrics["split"] = args.split
+        raise ValueError(f"dataset {data.name} has no {args.split} part")
+    if len(loaded) == 1 and not args.tta:
+        model, (mean, std) = loaded[0][0], (loaded[0][1]["normalize"]["mean"], loaded[0][1]["normalize"]["std"])
+    else:  # the wrappers normalise inside, per member: feed them pixels in [0,1]
+        model = Ensemble([(m, meta["normalize"]["mean"], meta["normalize"]["std"]) for m, meta in loaded])
+        model, mean, std = (ShiftTTA(model) if args.tta else model), 0.0, 1.0
+    metrics = evaluate(model, *part, data.classes, mean=mean, std=std, device=device,
+                       precision=resolve_precision(args.precision, device), batch_size=args.batch_size)
+    metrics.update(split=args.split, models=[str(m) for m in args.model], tta=args.tta)
     summary = {k: metrics[k] for k in ("n", "accuracy", "top5_accuracy", "precision_macro", "recall_macro",
                                        "f1_macro", "f1_weighted", "roc_auc_macro")}
     print(json.dumps(summary, indent=2))
-    if args.output or run_dir:
-        out = Path(args.output) if args.output else run_dir / "metrics.json"
+    out = Path(args.output) if args.output else (run_dir / "metrics.json" if len(loaded) == 1 and not args.tta
+                                                 and run_dir else None)
+    if out is not None:
         write_json(out, metrics)
         print(f"wrote {out}")
     return 0
@@ -212,6 +223,21 @@ def add_recognize_commands(sub) -> None:
     s.set_defaults(func=cmd_serve)
 
 
+def add_evaluate_parser(sub, name: str, help_text: str) -> None:
+    e = sub.add_parser(name, help=help_text)
+    e.add_argument("model", nargs="+", help="run directories, model directories or pretrained names")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"], help="which part")
+    e.add_argument("--data", dest="split_name", help="dataset (default: the run's own)")
+    e.add_argument("--data-dir")
+    e.add_argument("--classes")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--precision", default="auto")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--tta", action="store_true", help="average over one-pixel shifts of each image")
+    e.add_argument("--output", help="metrics JSON path (default: RUN_DIR/metrics.json for a single run)")
+    e.set_defaults(func=cmd_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emnist-cnn", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -223,17 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a run directory or model on a split")
-    e.add_argument("model", help="run directory, model directory or pretrained name")
-    e.add_argument("--split", default="test", choices=["train", "val", "test"], help="which part")
-    e.add_argument("--data", dest="split_name", help="dataset (default: the run's own)")
-    e.add_argument("--data-dir")
-    e.add_argument("--classes")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--precision", default="auto")
-    e.add_argument("--batch-size", type=int, default=256)
-    e.add_argument("--output", help="metrics JSON path (default: RUN_DIR/metrics.json for a run)")
-    e.set_defaults(func=cmd_evaluate)
+    for name, help_text in (("evaluate", "evaluate a run directory or model (several: their ensemble) on a split"),
+                            ("ensemble", "evaluate the ensemble (mean probability) of several runs or models")):
+        add_evaluate_parser(sub, name, help_text)
 
     r = sub.add_parser("report", help="write RUN_DIR/report/index.html: data, training, results, explanations")
     r.add_argument("run_dir", help="a run directory (config.json, model files, metrics.jsonl)")

@@ -1,0 +1,35 @@
+"""Averaging predictions: an ensemble of models, and test-time augmentation by one-pixel shifts.
+
+Both are modules whose output is log(mean class probability), so evaluate(), the report and serving use them
+like any model (softmax of the output gives back the averaged probabilities).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Ensemble(nn.Module):
+    """Members as (model, mean, std): each normalises the [0,1] input its own way; probabilities are averaged."""
+
+    def __init__(self, members: list[tuple[nn.Module, float, float]]):
+        super().__init__()
+        self.models = nn.ModuleList(m for m, _, _ in members)
+        self.norms = [(mean, std) for _, mean, std in members]
+
+    def forward(self, x):
+        probs = sum(torch.softmax(m((x - mean) / std).float(), 1) for m, (mean, std) in zip(self.models, self.norms))
+        return (probs / len(self.models)).log()
+
+
+class ShiftTTA(nn.Module):
+    """Test-time augmentation: the mean probability over the image and its four one-pixel shifts."""
+    shifts = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        probs = sum(torch.softmax(self.model(torch.roll(x, s, dims=(2, 3))).float(), 1) for s in self.shifts)
+        return (probs / len(self.shifts)).log()
