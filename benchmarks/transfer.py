@@ -1,0 +1,72 @@
+"""Transfer learning: fine-tune the shipped digits model on a few images per class of letters it never saw,
+against training the same network from scratch on the same images.
+
+    python benchmarks/transfer.py            # 20 and 50 images per class, 3 seeds -> results/transfer.json
+
+The letters are the uppercase classes of localbalanced (A-Z). The few training images are written as a folder of
+PNGs (one sub-folder per letter), as a user would supply them; both models are tested on all localbalanced test
+images of those letters (130 per letter), which neither saw.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import mean_std, setup_data_dir, table, write_results  # noqa: E402
+
+from emnist_cnn.checkpoint import load_model  # noqa: E402
+from emnist_cnn.config import Config  # noqa: E402
+from emnist_cnn.data import build_dataset  # noqa: E402
+from emnist_cnn.evaluate import evaluate  # noqa: E402
+from emnist_cnn.train import train  # noqa: E402
+
+SOURCE = "emnist-cnn/digits"
+RECIPE = dict(split="folder", resplit="0.9,0.1,0.0", model="fast-cnn-s", dropout=0.0, epochs=40, batch_size=32,
+              optimizer="adamw", lr=3e-3, weight_decay=5e-4, scheduler="onecycle", rotate=10.0, scale=0.1,
+              translate=0.08, normalize_mean=0.17, normalize_std=0.33, report=False)
+
+
+def write_folder(images, labels, classes, per_class: int, seed: int, root: Path) -> Path:
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in rng.choice(np.flatnonzero(labels == c), per_class, replace=False):
+            Image.fromarray(images[i]).save(root / name / f"{i}.png")
+    return root
+
+
+def main() -> None:
+    setup_data_dir()
+    letters = build_dataset("localbalanced", classes="10-35", val_fraction=0.0)
+    train_x, train_y = letters.train[0].numpy(), letters.train[1].numpy()
+    results = []
+    for per_class in (20, 50):
+        scores = {"scratch": [], "fine-tuned": []}
+        for seed in range(3):
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = write_folder(train_x, train_y, letters.classes, per_class, seed, Path(tmp) / "letters")
+                for name, init in (("scratch", ""), ("fine-tuned", SOURCE)):
+                    cfg = Config(**RECIPE, data_dir=str(folder), init=init, seed=seed, out_dir=str(Path(tmp) / name))
+                    model, meta = load_model(train(cfg, progress=False, log=lambda *a: None))
+                    assert meta["classes"] == letters.classes
+                    m = evaluate(model, *letters.test, letters.classes, **meta["normalize"], with_details=False)
+                    scores[name].append(m["accuracy"])
+        results.append({"images_per_class": per_class, "test_images": len(letters.test[1]),
+                        **{k: mean_std(v) for k, v in scores.items()}})
+    path = write_results("transfer", {"source_model": SOURCE, "target": "localbalanced uppercase A-Z (local)",
+                                      "recipe": RECIPE, "results": results})
+    rows = [{"images/class": r["images_per_class"],
+             "from scratch": f"{r['scratch']['mean']:.4f} ± {r['scratch']['std']:.4f}",
+             "fine-tuned from digits": f"{r['fine-tuned']['mean']:.4f} ± {r['fine-tuned']['std']:.4f}"}
+            for r in results]
+    print(table(rows, list(rows[0])))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
