@@ -56,7 +56,7 @@ OFFICIAL_SHA256 = {
     "emnist-mnist-mapping.txt": "6d157dc46a7b1c80d630f4fed571d9964db37ee1669cac403b6db2c8bb109d94",
 }
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}  # what preprocess.to_emnist reads
 
 
 class DataError(ValueError):
@@ -372,21 +372,6 @@ def build_dataset(split: str, data_dir: str | None = None, classes: str = "", re
 
 
 # ----------------------------------------------------------------------------------------------- image folders
-def to_emnist_form(img) -> np.ndarray:
-    """A PIL image of any size/mode -> 28×28 uint8, white ink on black, as EMNIST (upright)."""
-    from PIL import Image
-    if img.mode in ("RGBA", "LA", "P"):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img)
-    gray = np.asarray(img.convert("L"), dtype=np.float32)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if border.mean() > 127:  # dark ink on light paper -> invert to EMNIST's light on dark
-        gray = 255 - gray
-    out = Image.fromarray(gray.astype(np.uint8)).resize((28, 28), Image.BILINEAR)
-    return np.asarray(out, dtype=np.uint8)
-
-
 def is_image_folder(path: str | os.PathLike | None) -> bool:
     """A single directory with class sub-folders and no EMNIST mapping file: an image-folder dataset."""
     if not path or os.pathsep in str(path) or not Path(path).is_dir():
@@ -397,7 +382,7 @@ def is_image_folder(path: str | os.PathLike | None) -> bool:
 
 def load_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One sub-folder per class (its name is the class), images of any size and mode."""
-    from PIL import Image, UnidentifiedImageError
+    from .preprocess import ImageError, to_emnist
     if not root.is_dir():
         raise DataError(f"{root}: not a directory")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -411,11 +396,9 @@ def load_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     images, labels = [], []
     for label, (_, paths) in enumerate(files):
         for p in paths:
-            try:
-                with Image.open(p) as im:
-                    im.load()
-                    images.append(to_emnist_form(im))
-            except (UnidentifiedImageError, OSError, ValueError) as e:
+            try:  # the same conversion as at prediction time (preprocess.py), so training matches use
+                images.append(to_emnist(p))
+            except ImageError as e:
                 raise DataError(f"{p}: unreadable image ({e})") from None
             labels.append(label)
     return np.stack(images), np.asarray(labels, dtype=np.int64), [c.name for c, _ in files]
