@@ -2,7 +2,7 @@
 
     python benchmarks/export.py RUN_OR_MODEL [--split SPLIT] [--threads N] [--batch 256]
 
-The model is exported afresh (fp32 and dynamic int8) into a temporary directory. Accuracy is measured on the
+The model is exported afresh (fp32 and static int8) into a temporary directory. Accuracy is measured on the
 whole test part of the run's own dataset (or --split); every backend gets the same threads.
 """
 from __future__ import annotations
