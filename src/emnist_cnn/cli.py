@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import PRESETS, Config, get_preset
-from .recognize import DEFAULT_MODEL
+from .pretrained import DEFAULT as DEFAULT_MODEL
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

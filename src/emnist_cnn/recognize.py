@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from . import preprocess
-
-DEFAULT_MODEL = "emnist-cnn/bymerge47"
+from .pretrained import DEFAULT as DEFAULT_MODEL
 
 
 class Backend(Protocol):

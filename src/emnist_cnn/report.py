@@ -445,8 +445,6 @@ def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset
     dev = resolve_device(device)
     precision = resolve_precision(cfg.precision, dev)
     model, meta = load_model(run_dir, dev)
-    if cfg.channels_last:  # as finish() evaluated it, so the numbers match metrics.json
-        model = model.to(memory_format=torch.channels_last)
     data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction,
                                  cfg.seed)
     if data.classes != meta["classes"]:

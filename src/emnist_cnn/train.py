@@ -346,7 +346,6 @@ def finish(run_dir: Path, data: Dataset, device, precision: str, cfg: Config, lo
     """Evaluate the kept model on the test set (or validation without one) and write metrics.json."""
     from .checkpoint import load_model
     model, meta = load_model(run_dir, device)
-    model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
     split_name, part = ("test", data.test) if data.test is not None else ("val", data.val)
     metrics = {"data_load_seconds": load_seconds}
     if part is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 PREFIX = "emnist-cnn/"
+DEFAULT = PREFIX + "bymerge47"  # the default recogniser of predict, read and serve
 
 
 def names() -> list[str]:
