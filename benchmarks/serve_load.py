@@ -1,5 +1,7 @@
 """Load test: N concurrent clients POST drawings to a real `emnist-cnn serve` process on 127.0.0.1 for a fixed
-time; requests/s, latency percentiles and errors. The clients run on the same machine as the server.
+time; requests/s, latency percentiles and errors. The clients run on the same machine as the server, so they are
+plain asyncio sockets sending pre-built keep-alive HTTP/1.1 requests: an HTTP client library would spend more CPU
+per request than the server does, on the same two cores, and the measurement would be of the client.
 
     python benchmarks/serve_load.py --model RUN_DIR --clients 16 --seconds 20
 """
@@ -46,44 +48,79 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def wait_ready(client, url: str, timeout: float = 120.0) -> None:
+def wait_ready(url: str, timeout: float = 120.0) -> None:
+    import urllib.request
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if (await client.get(url + "/healthz")).status_code == 200:
-                return
-        except Exception:  # noqa: BLE001 - not listening yet
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:  # not listening yet
             pass
-        await asyncio.sleep(0.2)
+        time.sleep(0.2)
     raise SystemExit("the server did not come up")
 
 
-async def load(url: str, clients: int, seconds: float, bodies: list[bytes]) -> dict:
-    import httpx
-    latencies, errors = [], []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        await wait_ready(client, url)
-        for body in bodies[:3]:  # warm-up
-            await client.post(url + "/api/v1/predict", files={"file": ("d.png", body, "image/png")})
+def multipart_request(port: int, png: bytes) -> bytes:
+    """The bytes of one keep-alive POST /api/v1/predict with the PNG as the multipart field 'file', built once so
+    that the clients spend almost no CPU: the 2 cores are shared with the server, and the measurement is of it."""
+    boundary = "emnistcnnloadtestboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
 
-        async def worker(k: int):
-            i = k
+
+async def exchange(reader, writer, request: bytes) -> int:
+    """Send one request on a kept-alive connection, read the whole response; its status code."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), None)
+    if length is None:
+        raise ValueError("response without Content-Length")
+    await reader.readexactly(length)
+    return status
+
+
+async def load(port: int, clients: int, seconds: float, requests: list[bytes]) -> dict:
+    """`clients` closed-loop clients, each on its own keep-alive connection, each sending its next request as soon
+    as the previous answer is in (no think time)."""
+    latencies, errors = [], []
+
+    async def worker(k: int):
+        i = k
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            await exchange(reader, writer, requests[i % len(requests)])  # warm-up, not counted
+            await ready.wait()
             while time.monotonic() < end:
                 t = time.perf_counter()
                 try:
-                    r = await client.post(url + "/api/v1/predict",
-                                          files={"file": ("d.png", bodies[i % len(bodies)], "image/png")})
-                    if r.status_code != 200:
-                        errors.append(r.status_code)
-                except Exception as e:  # noqa: BLE001 - counted, reported
+                    status = await exchange(reader, writer, requests[i % len(requests)])
+                    if status != 200:
+                        errors.append(status)
+                except Exception as e:  # noqa: BLE001 - counted, reported; the connection is renewed
                     errors.append(type(e).__name__)
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 latencies.append(time.perf_counter() - t)
                 i += clients
-        start = time.monotonic()
-        end = start + seconds
-        await asyncio.gather(*(worker(k) for k in range(clients)))
-        elapsed = time.monotonic() - start
+        finally:
+            writer.close()
+
+    ready = asyncio.Event()
+    end = float("inf")
+    tasks = [asyncio.create_task(worker(k)) for k in range(clients)]
+    await asyncio.sleep(0.5)  # every connection open and warmed up
+    start = time.monotonic()
+    end = start + seconds
+    ready.set()
+    await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - start
     ms = np.array(latencies) * 1000
     return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies),
             "requests_per_second": round(len(latencies) / elapsed, 1), "p50_ms": round(float(np.percentile(ms, 50)), 1),
@@ -101,11 +138,12 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "emnist_cnn", "serve", "--model", args.model, "--port", str(port)],
                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
     try:
-        bodies = [canvas_png(s) for s in range(32)]
+        requests = [multipart_request(port, canvas_png(s)) for s in range(32)]
+        wait_ready(f"http://127.0.0.1:{port}")
         rows = []
         for n in args.clients:
             before = cpu_seconds(server.pid) if rows else None  # the first run includes start-up: not counted
-            rows.append(asyncio.run(load(f"http://127.0.0.1:{port}", n, args.seconds, bodies)))
+            rows.append(asyncio.run(load(port, n, args.seconds, requests)))
             if before is not None:
                 rows[-1]["server_cpu_ms_per_request"] = round(
                     1000 * (cpu_seconds(server.pid) - before) / rows[-1]["requests"], 2)

@@ -26,7 +26,8 @@ from emnist_cnn.evaluate import evaluate  # noqa: E402
 from emnist_cnn.train import train  # noqa: E402
 
 SOURCE = "emnist-cnn/digits"
-RECIPE = dict(split="folder", resplit="0.9,0.1,0.0", model="fast-cnn-s", dropout=0.0, epochs=40, batch_size=32,
+# model: the source's architecture, so that both arms train the same network
+RECIPE = dict(split="folder", resplit="0.9,0.1,0.0", dropout=0.0, epochs=40, batch_size=32,
               optimizer="adamw", lr=3e-3, weight_decay=5e-4, scheduler="onecycle", rotate=10.0, scale=0.1,
               translate=0.08, normalize_mean=0.17, normalize_std=0.33, report=False)
 
@@ -42,6 +43,7 @@ def write_folder(images, labels, classes, per_class: int, seed: int, root: Path)
 
 def main() -> None:
     setup_data_dir()
+    recipe = {**RECIPE, "model": load_model(SOURCE)[1]["architecture"]}
     letters = build_dataset("localbalanced", classes="10-35", val_fraction=0.0)
     train_x, train_y = letters.train[0].numpy(), letters.train[1].numpy()
     results = []
@@ -51,7 +53,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = write_folder(train_x, train_y, letters.classes, per_class, seed, Path(tmp) / "letters")
                 for name, init in (("scratch", ""), ("fine-tuned", SOURCE)):
-                    cfg = Config(**RECIPE, data_dir=str(folder), init=init, seed=seed, out_dir=str(Path(tmp) / name))
+                    cfg = Config(**recipe, data_dir=str(folder), init=init, seed=seed, out_dir=str(Path(tmp) / name))
                     model, meta = load_model(train(cfg, progress=False, log=lambda *a: None))
                     assert meta["classes"] == letters.classes
                     m = evaluate(model, *letters.test, letters.classes, **meta["normalize"], with_details=False)
@@ -59,7 +61,7 @@ def main() -> None:
         results.append({"images_per_class": per_class, "test_images": len(letters.test[1]),
                         **{k: mean_std(v) for k, v in scores.items()}})
     path = write_results("transfer", {"source_model": SOURCE, "target": "localbalanced uppercase A-Z (local)",
-                                      "recipe": RECIPE, "results": results})
+                                      "recipe": recipe, "results": results})
     rows = [{"images/class": r["images_per_class"],
              "from scratch": f"{r['scratch']['mean']:.4f} ± {r['scratch']['std']:.4f}",
              "fine-tuned from digits": f"{r['fine-tuned']['mean']:.4f} ± {r['fine-tuned']['std']:.4f}"}

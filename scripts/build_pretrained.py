@@ -1,7 +1,9 @@
 """Train, evaluate and package the pretrained recognisers shipped in src/emnist_cnn/pretrained/.
 
-    python scripts/build_pretrained.py            # both
-    python scripts/build_pretrained.py digits     # one
+    python scripts/build_pretrained.py                      # both: train, evaluate, package
+    python scripts/build_pretrained.py digits               # one
+    python scripts/build_pretrained.py digits --from RUN    # package a finished run of the same recipe
+                                                            # (e.g. one kept by benchmarks/accuracy.py --keep)
 
 Each model comes from the `emnist-cnn train` command recorded here (and in its model.json), is evaluated by
 `emnist-cnn evaluate` on its test split, and only model.safetensors + model.json are copied into the package.
@@ -21,16 +23,24 @@ ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "src" / "emnist_cnn" / "pretrained"
 
 RECIPES = {
-    # digits: fast-cnn-s, light augmentation, one-cycle
-    "digits": "--split localdigits --model fast-cnn-s --dropout 0 --epochs 5 --batch-size 256 --optimizer adamw "
-              "--lr 0.01 --weight-decay 0.0005 --scheduler onecycle --label-smoothing 0.05 --rotate 8 --scale 0.08 "
-              "--translate 0.06 --normalize-mean 0.17 --normalize-std 0.33 --val-fraction 0.05",
     # bymerge47: the default recogniser (digits, uppercase, the 11 lowercase letters EMNIST keeps apart)
-    "bymerge47": "--split localbymerge --model fast-cnn-s --dropout 0.1 --epochs 10 --batch-size 256 "
-                 "--optimizer adamw --lr 0.006 --weight-decay 0.0005 --scheduler onecycle --label-smoothing 0.1 "
-                 "--rotate 10 --scale 0.1 --translate 0.08 --normalize-mean 0.17 --normalize-std 0.33 "
-                 "--val-fraction 0.05",
+    "bymerge47": "--preset best-bymerge --split localbymerge",
+    "digits": "--preset best-digits --split localdigits",
 }
+SEED = 0
+BOOKKEEPING = {"out_dir", "report", "tensorboard", "device", "data_dir"}  # may differ without changing the model
+
+
+def check_same_recipe(name: str, run_dir: Path) -> None:
+    """A run packaged as NAME must have been trained with exactly RECIPES[NAME] and SEED."""
+    from emnist_cnn.cli import build_parser, config_from_args  # the config a user's command gets
+    want = config_from_args(build_parser().parse_args(["train", *shlex.split(RECIPES[name]),
+                                                        "--seed", str(SEED)])).to_dict()
+    got = json.loads((run_dir / "config.json").read_text())
+    diff = {k: (got.get(k), v) for k, v in want.items() if k not in BOOKKEEPING and got.get(k) != v}
+    if diff:
+        raise SystemExit(f"{run_dir} was not trained with the {name} recipe ({RECIPES[name]} --seed {SEED}); "
+                         f"differs in: " + ", ".join(f"{k}={g!r} (recipe: {w!r})" for k, (g, w) in diff.items()))
 
 
 def emnist_cnn(*args: str) -> str:
@@ -40,15 +50,19 @@ def emnist_cnn(*args: str) -> str:
     return out.stdout
 
 
-def build(name: str) -> None:
+def build(name: str, from_run: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        train_args = ["train", *shlex.split(RECIPES[name]), "--seed", "0", "--out-dir", tmp, "--quiet",
-                      "--no-report"]
-        run_dir = Path(emnist_cnn(*train_args).strip().splitlines()[-1].split(": ", 1)[1])
+        if from_run:
+            run_dir = Path(from_run)
+            check_same_recipe(name, run_dir)
+        else:
+            train_args = ["train", *shlex.split(RECIPES[name]), "--seed", str(SEED), "--out-dir", tmp, "--quiet",
+                          "--no-report"]
+            run_dir = Path(emnist_cnn(*train_args).strip().splitlines()[-1].split(": ", 1)[1])
         metrics = json.loads(emnist_cnn("evaluate", str(run_dir), "--split", "test").split("wrote")[0])
         meta = json.loads((run_dir / "model.json").read_text())
         meta.update(name=f"emnist-cnn/{name}", test_accuracy=metrics["accuracy"], test_metrics=metrics,
-                    command=f"emnist-cnn train {RECIPES[name]} --seed 0")
+                    command=f"emnist-cnn train {RECIPES[name]} --seed {SEED}")
         target = PRETRAINED / name
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(run_dir / "model.safetensors", target / "model.safetensors")
@@ -61,5 +75,12 @@ def build(name: str) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("EMNIST_DATA_DIR", str(ROOT.parent / "shared/data/emnist") + os.pathsep +
                           str(ROOT.parent / "shared/data/emnist-local"))
-    for name in sys.argv[1:] or list(RECIPES):
-        build(name)
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", choices=list(RECIPES), default=list(RECIPES))
+    p.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="package this finished run (one name only)")
+    args = p.parse_args()
+    if args.from_run and len(args.names) != 1:
+        p.error("--from packages one run: name exactly one model")
+    for name in args.names:
+        build(name, args.from_run)

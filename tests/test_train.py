@@ -91,7 +91,7 @@ def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
 
 def test_unknown_preset_is_a_clear_error(capsys):
     assert main(["train", "--preset", "nope"]) == 2
-    assert "unknown preset 'nope'; available: fast-digits, " in capsys.readouterr().err
+    assert "unknown preset 'nope'; available: best-balanced, best-bymerge, " in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown config field"):
         get_preset("reference36").replace(lr_typo=1)
 

@@ -1,4 +1,4 @@
-"""Whole-batch augmentation on the device: one random affine warp per image, in one grid_sample call."""
+"""Whole-batch augmentation on the device: one random affine (+ elastic) warp per image, in one grid_sample call."""
 from __future__ import annotations
 
 import math
@@ -8,10 +8,16 @@ import torch.nn.functional as F
 
 
 def random_affine(x: torch.Tensor, rotate: float = 0.0, shear: float = 0.0, scale: float = 0.0,
-                  translate: float = 0.0, mode: str = "bilinear", generator: torch.Generator | None = None):
-    """x: N×C×H×W floats with background 0. Angles in degrees, scale as ±fraction, translate as ±fraction of size."""
+                  translate: float = 0.0, mode: str = "bilinear", generator: torch.Generator | None = None,
+                  elastic: float = 0.0):
+    """x: N×C×H×W floats with background 0. Angles in degrees, scale as ±fraction, translate as ±fraction of size.
+
+    elastic: a smooth random displacement of up to ±elastic of the image size, drawn at 4×4 control points and
+    interpolated (bicubic) over the image: strokes bend and thicken locally as in Simard et al.'s elastic
+    distortions, at the cost of a tiny upsampling added to the affine grid.
+    """
     n = x.shape[0]
-    if not (rotate or shear or scale or translate):
+    if not (rotate or shear or scale or translate or elastic):
         return x
     def uniform(limit):  # U(-limit, limit) per image
         return (torch.rand(n, device=x.device, generator=generator) * 2 - 1) * limit
@@ -29,6 +35,10 @@ def random_affine(x: torch.Tensor, rotate: float = 0.0, shear: float = 0.0, scal
     theta[:, 0, 2] = tx
     theta[:, 1, 2] = ty
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    if elastic:
+        coarse = (torch.rand(n, 2, 4, 4, device=x.device, generator=generator) * 2 - 1) * (2 * elastic)
+        field = F.interpolate(coarse, size=x.shape[-2:], mode="bicubic", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1).to(x.dtype)
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 

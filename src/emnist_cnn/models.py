@@ -113,6 +113,26 @@ class FastCNNXS(nn.Module):
         return self.classifier(self.features(x))
 
 
+class VGGEmnist(nn.Module):
+    """VGG-style with BatchNorm, sized for a CPU: one conv at 28x28 (pooled to 14), two at 14x14, two at 7x7, a
+    linear head on the 3x3 map. Twice fast-cnn's depth at 14x14 and 7x7, where handwriting's strokes are resolved."""
+
+    def __init__(self, num_classes: int, widths=(32, 64, 128), dropout: float = 0.2):
+        super().__init__()
+        w1, w2, w3 = widths
+        self.features = nn.Sequential(conv_bn(1, w1, pool=True), conv_bn(w1, w2), conv_bn(w2, w2, pool=True),
+                                      conv_bn(w2, w3), conv_bn(w3, w3, pool=True))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3 * 9, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register("vgg-emnist")
+def vgg_emnist(num_classes: int, dropout: float = 0.2) -> nn.Module:
+    return VGGEmnist(num_classes, (32, 64, 128), dropout)
+
+
 class BasicBlock(nn.Module):
     """ResNet basic block: two 3x3 conv-BN, identity (or 1x1 projection) shortcut."""
 
@@ -161,8 +181,12 @@ def resnet_emnist(num_classes: int, dropout: float = 0.1) -> nn.Module:
 
 @register("resnet18")
 def resnet18(num_classes: int, dropout: float = 0.0) -> nn.Module:
-    """The standard ResNet-18 (blocks 2-2-2-2, widths 64-512) adapted to 1x28x28: 3x3 stem, stride 1, no max-pool."""
-    return ResNet(num_classes, stem=64, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), dropout=dropout)
+    """torchvision's ResNet-18 as practitioners adapt it to 1x28x28: only the stem takes one channel. 7x7 stride-2
+    conv + 3x3 stride-2 max-pool (28 -> 14 -> 7), basic blocks 2-2-2-2 of 64-512 channels (7, 4, 2, 1 pixels)."""
+    model = ResNet(num_classes, stem=64, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), dropout=dropout)
+    model.features[0] = nn.Sequential(nn.Conv2d(1, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+    return model
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:

@@ -82,39 +82,55 @@ def open_image(source, name: str = "image") -> Image.Image:
 
 
 def grayscale(img: Image.Image) -> np.ndarray:
-    """float32 luminance 0-255; transparent pixels become paper of the colour that contrasts with the ink."""
+    """Luminance 0-255: uint8 for opaque images (Pillow's own conversion, the fast path), float32 for 16-bit and
+    float images and for transparent ones, whose clear pixels become paper of the colour that contrasts with the ink."""
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         arr = np.asarray(img, dtype=np.float32)
         return arr * (255.0 / 65535.0) if arr.max(initial=0) > 255 else arr
     if img.mode in ("RGBA", "LA", "PA", "P") or "transparency" in img.info:
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
-        luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        alpha = rgba[..., 3] / 255.0
-        if alpha.min(initial=1.0) < 1.0:
+        img = img.convert("RGBA")
+        if img.getchannel("A").getextrema()[0] < 255:
+            rgba = np.asarray(img, dtype=np.float32)
+            luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            alpha = rgba[..., 3] / 255.0
             ink_luma = (luma * alpha).sum() / max(alpha.sum(), 1e-6)
             paper = 255.0 if ink_luma < 128 else 0.0  # dark ink on clear glass: show it on white
             return luma * alpha + paper * (1 - alpha)
-        return luma
-    return np.asarray(img.convert("L"), dtype=np.float32)
+    return np.asarray(img.convert("L"))
 
 
-def ink_map(img: Image.Image, name: str = "image") -> np.ndarray:
-    """float32 ink intensity 0-255 on a 0 background (light-on-dark), faint noise removed; BlankImage if none."""
+def median_level(values: np.ndarray) -> float:
+    """The median of a sample of gray levels; by counting for uint8 (several times faster than sorting)."""
+    if values.dtype != np.uint8:
+        return float(np.median(values))
+    cumulative = np.bincount(values.ravel(), minlength=256).cumsum()
+    return float(np.searchsorted(cumulative, (values.size + 1) / 2))
+
+
+def ink_map(img: Image.Image, name: str = "image") -> tuple[np.ndarray, tuple[int, int], float]:
+    """float32 ink intensity 0-255 on a 0 background (light-on-dark), faint noise removed, cropped to the ink's
+    bounding box; BlankImage if there is none. Also (left, top) of that box and the image's pixels per ink-map
+    pixel (very large images are reduced first), so that positions in the map can be given in the image."""
+    width = img.width
     if max(img.size) > WORK_SIDE:
         img = img.copy()
         img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
     gray = grayscale(img)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 127:  # dark ink on light paper -> EMNIST's light ink on dark
-        gray = 255.0 - gray
-    paper = np.median(gray[::4, ::4])  # most of the image is paper; every 16th pixel estimates its level
-    ink = np.clip(gray - paper, 0, None)
-    peak = float(ink.max(initial=0))
+    if median_level(border) > 127:  # dark ink on light paper -> EMNIST's light ink on dark
+        gray = 255 - gray
+    paper = median_level(gray[::4, ::4])  # most of the image is paper; every 16th pixel estimates its level
+    peak = float(gray.max()) - paper
     if peak < MIN_CONTRAST:
         raise BlankImage(f"{name}: no ink found (the strongest mark differs from the background by "
-                         f"{peak:.0f} of 255; at least {MIN_CONTRAST} is needed)")
-    ink[ink < NOISE_FRACTION * peak] = 0
-    return ink
+                         f"{max(peak, 0):.0f} of 255; at least {MIN_CONTRAST} is needed)")
+    # Ink is what stands out from the paper by more than a share of the strongest stroke; the rest is noise.
+    # Found on the whole image once; everything after works on the ink's bounding box only.
+    mask = gray >= paper + NOISE_FRACTION * peak
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    ink = np.where(mask[box], gray[box].astype(np.float32) - np.float32(paper), np.float32(0))
+    return ink, (int(cols[0]), int(rows[0])), width / img.width
 
 
 def emnist_form(ink: np.ndarray) -> np.ndarray:
@@ -123,7 +139,7 @@ def emnist_form(ink: np.ndarray) -> np.ndarray:
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if len(rows) == 0:
         raise BlankImage("no ink found")
-    crop = np.ascontiguousarray(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], dtype=np.float32)
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = crop.shape
     inner, side = INNER * SCALE, SIZE * SCALE
     f = inner / max(h, w)
@@ -143,4 +159,4 @@ def emnist_form(ink: np.ndarray) -> np.ndarray:
 
 def to_emnist(source, name: str = "image") -> np.ndarray:
     """Path / bytes / file / PIL image -> uint8 28×28, white ink on black, upright, centred as EMNIST."""
-    return emnist_form(ink_map(open_image(source, name), source_name(source, name)))
+    return emnist_form(ink_map(open_image(source, name), source_name(source, name))[0])

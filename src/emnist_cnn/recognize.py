@@ -111,10 +111,11 @@ class Recognizer:
         """The characters written side by side in an image, left to right, with confidences and boxes."""
         from .segment import segment
         img = preprocess.open_image(image)
-        ink = preprocess.ink_map(img, preprocess.source_name(image))
+        ink, (left, top), scale = preprocess.ink_map(img, preprocess.source_name(image))
         boxes, inks = segment(ink)
-        scale = img.width / ink.shape[1]  # ink_map reduces very large images; boxes refer to the original
-        boxes = [tuple(round(v * scale) for v in b) for b in boxes]
+        # boxes refer to the original image: the ink map is cropped, and very large images were reduced
+        boxes = [(round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
+                  round((y1 + top) * scale)) for x0, y0, x1, y1 in boxes]
         tops = self.classify(np.stack([preprocess.emnist_form(ink) for ink in inks]), top_k)
         chars = [Character(t[0][0], t[0][1], b, t) for b, t in zip(boxes, tops)]
         return Reading(text_with_spaces(chars), chars)

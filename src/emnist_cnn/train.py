@@ -121,7 +121,8 @@ class EMA:
 def augment_batch(cfg: Config, x_u8: torch.Tensor, generator: torch.Generator | None, channels_last: bool):
     """uint8 N×28×28 on the device -> augmented, normalised float N×1×28×28."""
     x = x_u8.unsqueeze(1).float().div_(255.0)
-    x = random_affine(x, cfg.rotate, cfg.shear, cfg.scale, cfg.translate, cfg.interpolation, generator)
+    x = random_affine(x, cfg.rotate, cfg.shear, cfg.scale, cfg.translate, cfg.interpolation, generator,
+                      cfg.elastic)
     x = random_erase(x, cfg.erase, generator)
     if cfg.normalize_mean or cfg.normalize_std != 1.0:
         x = (x - cfg.normalize_mean) / cfg.normalize_std

@@ -1,0 +1,157 @@
+"""Accuracy: the best-* presets against the original recipes and a ResNet-18, N seeds each, on the local corpora.
+
+    python benchmarks/accuracy.py                      # every comparison, 3 seeds -> results/accuracy.json
+    python benchmarks/accuracy.py --only balanced36    # one comparison (or --only balanced36/best36: one recipe)
+    python benchmarks/accuracy.py --seeds 1            # fewer seeds
+
+Each run is `emnist-cnn train` as a user runs it (a subprocess), then its metrics.json. The file is rewritten after
+every finished run and runs already in it are not repeated (unless --again), so an interrupted benchmark goes on
+where it stopped and the seeds of a long comparison can be run on different days. Accuracies are on the LOCAL
+corpora (../shared/data/emnist-local): not comparable with published results on the official splits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, mean_std, setup_data_dir, table, write_results  # noqa: E402
+
+# A practitioner's ResNet-18 recipe: Adam 1e-3, cosine, the reference rotation, batch 128. Its epochs are few
+# because ResNet-18 trains at ~100 images/s on this 2-core CPU.
+RESNET18 = ["--model", "resnet18", "--dropout", "0", "--optimizer", "adam", "--lr", "1e-3", "--scheduler", "cosine",
+            "--batch-size", "128", "--normalize-mean", "0.17", "--normalize-std", "0.33", "--interpolation", "bilinear"]
+
+# comparison -> (what it is, split, [(recipe label, preset, extra CLI args)], target)
+COMPARISONS = {
+    "balanced36": ("localbalanced classes 0-35, pooled and split 70/20/10 (as the original project)",
+                   "localbalanced", [
+                       ("reference36", "reference36", []),
+                       ("resnet18", "reference36", [*RESNET18, "--epochs", "3"]),
+                       ("best36", "best36", []),
+                   ], "best36 >= reference36 + 3.0 points"),
+    "balanced47": ("localbalanced, 47 classes, its own test set", "localbalanced", [
+        ("cnn3 (reference36 recipe)", "reference36", ["--classes", "", "--resplit", ""]),
+        ("resnet18", "reference36", ["--classes", "", "--resplit", "", *RESNET18, "--epochs", "3"]),
+        ("best-balanced", "best-balanced", []),
+    ], "best-balanced >= resnet18 + 1.0 and >= cnn3 (reference36 recipe) + 3.0 points"),
+    "digits": ("localdigits", "localdigits", [
+        ("reference-digits", "reference-digits", []),
+        ("best-digits", "best-digits", []),
+    ], "best-digits >= 0.996"),
+    "bymerge": ("localbymerge, 47 classes, 221k training images", "localbymerge", [
+        ("best-bymerge", "best-bymerge", []),
+    ], "per-class recall reported"),
+}
+
+
+def train_run(preset: str, split: str, extra: list[str], seed: int, out_dir: str) -> dict:
+    cmd = ["emnist-cnn", "train", "--preset", preset, "--split", split, *extra, "--seed", str(seed)]
+    start = time.perf_counter()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "emnist_cnn", *cmd[1:], "--out-dir", out_dir, "--quiet",
+                           "--no-report"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+    run_dir = Path(proc.stdout.strip().splitlines()[-1].split(": ", 1)[1])  # "run directory: DIR"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    meta = json.loads((run_dir / "model.json").read_text())
+    return {"seed": seed, "command": " ".join(cmd), "run_dir": str(run_dir),
+            "accuracy": metrics["accuracy"], "f1_macro": metrics["f1_macro"],
+            "parameters": meta.get("parameters"), "architecture": meta.get("architecture"),
+            "train_minutes": sum(e["train_seconds"] for e in epochs) / 60,
+            "wall_minutes": (time.perf_counter() - start) / 60,
+            "recall": {c["class"]: c["recall"] for c in metrics["per_class"]}}
+
+
+def evaluate_runs(run_dirs: list[str], tta: bool) -> float:
+    """Test accuracy of a kept run with shift TTA, or of the ensemble of several runs (`emnist-cnn evaluate`)."""
+    proc = subprocess.run([sys.executable, "-m", "emnist_cnn", "evaluate", *run_dirs, *(["--tta"] if tta else [])],
+                          capture_output=True, text=True)  # TTA or several models: prints, writes nothing
+    if proc.returncode != 0:
+        raise SystemExit(f"emnist-cnn evaluate {' '.join(run_dirs)} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout)["accuracy"]
+
+
+def summary(runs: list[dict], ensemble: dict | None) -> dict:
+    tta = [r["tta_accuracy"] for r in runs if "tta_accuracy" in r]
+    return {**({"tta_accuracy": mean_std(tta)} if len(tta) == len(runs) else {}),
+            **({"ensemble": ensemble} if ensemble else {}),"accuracy": mean_std(r["accuracy"] for r in runs), "f1_macro": mean_std(r["f1_macro"] for r in runs),
+            "train_minutes": mean_std(r["train_minutes"] for r in runs), "parameters": runs[0]["parameters"],
+            "architecture": runs[0]["architecture"], "seeds": [r["seed"] for r in runs],
+            "command": runs[0]["command"].replace(f"--seed {runs[0]['seed']}", "--seed SEED")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--only", nargs="*", default=[], help="COMPARISON or COMPARISON/RECIPE")
+    p.add_argument("--again", action="store_true", help="re-run runs that are already in the results")
+    p.add_argument("--keep", metavar="DIR", help="keep the run directories under DIR (default: a temporary one); "
+                   "scripts/build_pretrained.py NAME --from RUN_DIR packages a kept best-* run")
+    args = p.parse_args()
+    setup_data_dir()
+    path = RESULTS / "accuracy.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    done, ensembles = previous.get("runs", {}), previous.get("ensembles", {})
+    selected = lambda comp, label: not args.only or comp in args.only or f"{comp}/{label}" in args.only  # noqa: E731
+
+    def save() -> Path:
+        comparisons = {}
+        for comp, (what, split, recipes, target) in COMPARISONS.items():
+            rows = {label: summary(done[f"{comp}/{label}"], ensembles.get(f"{comp}/{label}"))
+                    for label, *_ in recipes if done.get(f"{comp}/{label}")}
+            comparisons[comp] = {"data": what, "split": split, "target": target, "recipes": rows}
+        return write_results("accuracy", {"note": "accuracy on the LOCAL corpora, not the official EMNIST splits",
+                                          "comparisons": comparisons, "runs": done, "ensembles": ensembles})
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out_root = Path(args.keep or tmp)
+        for comp, (what, split, recipes, target) in COMPARISONS.items():
+            for label, preset, extra in recipes:
+                if not selected(comp, label):
+                    continue
+                key = f"{comp}/{label}"
+                for seed in range(args.seeds):
+                    runs = done.setdefault(key, [])
+                    if not args.again and any(r["seed"] == seed for r in runs):
+                        continue
+                    run = train_run(preset, split, extra, seed, str(out_root / comp / label.split()[0]))
+                    done[key] = [r for r in runs if r["seed"] != seed] + [run]
+                    print(f"{key} seed {seed}: {run['accuracy']:.4f} in {run['train_minutes']:.1f} min", flush=True)
+                    save()
+        # The best-* runs also with shift TTA, and as an ensemble of all their seeds, while their directories exist.
+        for key, runs in done.items():
+            if not key.split("/")[1].startswith("best") or not selected(*key.split("/")):
+                continue
+            kept = [r for r in runs if Path(r.get("run_dir", "")).is_dir()]
+            for r in kept:
+                if "tta_accuracy" not in r:
+                    r["tta_accuracy"] = evaluate_runs([r["run_dir"]], tta=True)
+            if len(kept) == len(runs) > 1 and ensembles.get(key, {}).get("seeds") != sorted(r["seed"] for r in runs):
+                ensembles[key] = {"seeds": sorted(r["seed"] for r in runs),
+                                  "accuracy": evaluate_runs([r["run_dir"] for r in kept], tta=False)}
+            save()
+    path = save()
+    rows = []
+    for comp, c in json.loads(path.read_text())["comparisons"].items():
+        for label, r in c["recipes"].items():
+            rows.append({"data": comp, "recipe": label, "model": r["architecture"], "params": f"{r['parameters']:,}",
+                         "seeds": len(r["seeds"]),
+                         "test accuracy (local)": f"{r['accuracy']['mean']:.4f} ± {r['accuracy']['std']:.4f}",
+                         "macro F1": f"{r['f1_macro']['mean']:.4f}",
+                         "with TTA": f"{r['tta_accuracy']['mean']:.4f}" if "tta_accuracy" in r else "",
+                         "ensemble": f"{r['ensemble']['accuracy']:.4f}" if "ensemble" in r else "",
+                         "train min": f"{r['train_minutes']['mean']:.1f}"})
+    print(table(rows, list(rows[0])) if rows else "no runs")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
