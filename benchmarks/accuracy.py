@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,12 @@ COMPARISONS = {
     "bymerge": ("localbymerge, 47 classes, 221k training images", "localbymerge", [
         ("best-bymerge", "best-bymerge", []),
     ], "per-class recall reported"),
+    # bf16 must not cost accuracy (the performance issue). On a CPU without native bf16 (this AVX2 machine) autocast
+    # is emulated and ~12x slower: about 40 minutes a seed.
+    "precision36": ("localbalanced classes 0-35, reference36 in fp32 and in bf16 autocast", "localbalanced", [
+        ("reference36 fp32", "reference36", ["--precision", "fp32"]),
+        ("reference36 bf16", "reference36", ["--precision", "bf16"]),
+    ], "bf16 within the seed-to-seed spread of fp32"),
 }
 
 
@@ -82,7 +89,8 @@ def evaluate_runs(run_dirs: list[str], tta: bool) -> float:
 def summary(runs: list[dict], ensemble: dict | None) -> dict:
     tta = [r["tta_accuracy"] for r in runs if "tta_accuracy" in r]
     return {**({"tta_accuracy": mean_std(tta)} if len(tta) == len(runs) else {}),
-            **({"ensemble": ensemble} if ensemble else {}),"accuracy": mean_std(r["accuracy"] for r in runs), "f1_macro": mean_std(r["f1_macro"] for r in runs),
+            **({"ensemble": ensemble} if ensemble else {}),
+            "accuracy": mean_std(r["accuracy"] for r in runs), "f1_macro": mean_std(r["f1_macro"] for r in runs),
             "train_minutes": mean_std(r["train_minutes"] for r in runs), "parameters": runs[0]["parameters"],
             "architecture": runs[0]["architecture"], "seeds": [r["seed"] for r in runs],
             "command": runs[0]["command"].replace(f"--seed {runs[0]['seed']}", "--seed SEED")}
@@ -122,7 +130,9 @@ def main() -> None:
                     runs = done.setdefault(key, [])
                     if not args.again and any(r["seed"] == seed for r in runs):
                         continue
-                    run = train_run(preset, split, extra, seed, str(out_root / comp / label.split()[0]))
+                    # a directory name per recipe: "cnn3 (reference36 recipe)" -> cnn3-reference36-recipe
+                    slug = re.sub(r"[^\w.-]+", "-", label).strip("-")
+                    run = train_run(preset, split, extra, seed, str(out_root / comp / slug))
                     done[key] = [r for r in runs if r["seed"] != seed] + [run]
                     print(f"{key} seed {seed}: {run['accuracy']:.4f} in {run['train_minutes']:.1f} min", flush=True)
                     save()
