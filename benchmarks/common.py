@@ -5,7 +5,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +38,18 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def train_cli(args: list[str], out_dir: str | Path) -> tuple[Path, float]:
+    """`emnist-cnn train ARGS` as a user runs it (a fresh process, quiet, no report) into out_dir: the run
+    directory it printed, and the wall-clock seconds of the whole process."""
+    cmd = [sys.executable, "-m", "emnist_cnn", "train", *args, "--out-dir", str(out_dir), "--quiet", "--no-report"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"emnist-cnn train {' '.join(args)} failed:\n{proc.stderr}")
+    return Path(proc.stdout.strip().splitlines()[-1].split(": ", 1)[1]), wall  # "run directory: DIR"
 
 
 def mean_std(values) -> dict:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, mean_std, setup_data_dir, table, write_results  # noqa: E402
+from common import RESULTS, mean_std, setup_data_dir, table, train_cli, write_results  # noqa: E402
 
 # (preset, split, extra CLI args, [(target test accuracy, time budget in seconds)])
 RUNS = [
@@ -37,14 +35,7 @@ def reference36_bar() -> float | None:
 
 
 def timed_run(preset: str, split: str, seed: int, extra: list[str], out_dir: str) -> dict:
-    cmd = [sys.executable, "-m", "emnist_cnn", "train", "--preset", preset, "--split", split, "--seed", str(seed),
-           "--out-dir", out_dir, "--quiet", "--no-report", *extra]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
-    run_dir = Path(proc.stdout.strip().splitlines()[-1].split(": ", 1)[1])
+    run_dir, wall = train_cli(["--preset", preset, "--split", split, "--seed", str(seed), *extra], out_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"seed": seed, "wall_seconds": wall, "test_accuracy": metrics["accuracy"]}
 

@@ -82,8 +82,8 @@ class Config:
 # weights, whole-batch affine + random-erasing augmentation. (One trial each on localbalanced 0-35: resnet-emnist,
 # 4.5x the compute, with elastic warps, 12 epochs: 0.8929; vgg-emnist without them, 16 epochs: 0.9145.)
 BEST = Config(
-    model="vgg-emnist", dropout=0.2, batch_size=128, optimizer="adamw", lr=4e-3, weight_decay=5e-4, scheduler="onecycle",
-    label_smoothing=0.1, ema_decay=0.999, normalize_mean=0.17, normalize_std=0.33,
+    model="vgg-emnist", dropout=0.2, batch_size=128, optimizer="adamw", lr=4e-3, weight_decay=5e-4,
+    scheduler="onecycle", label_smoothing=0.1, ema_decay=0.999, normalize_mean=0.17, normalize_std=0.33,
     rotate=10.0, shear=8.0, scale=0.1, translate=0.08, erase=0.25, val_every=0,
 )
 
@@ -118,7 +118,7 @@ PRESETS: dict[str, Config] = {
         preset="fast-digits-99", split="digits", val_fraction=0.0, model="fast-cnn-s", dropout=0.0, epochs=1.5,
         batch_size=512, optimizer="adamw", lr=1e-2, scheduler="onecycle", normalize_mean=0.17, normalize_std=0.33,
     ),
-    # --- Accuracy presets (benchmarks/accuracy.py): the whole recipe (BEST below), sized per split so that each
+    # --- Accuracy presets (benchmarks/accuracy.py): the whole recipe (BEST above), sized per split so that each
     # trains in well under 40 minutes on a 2-core CPU. Each points at the official split; `--split localNAME`
     # selects the local corpus. The last epoch's EMA weights are kept (no validation needed to pick one).
     "best36": BEST.replace(preset="best36", split="balanced", classes="0-35", resplit="0.7,0.2,0.1", epochs=16),

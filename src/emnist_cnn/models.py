@@ -72,65 +72,52 @@ def conv_bn(cin: int, cout: int, k: int = 3, pool: bool = False) -> nn.Sequentia
                          *([nn.MaxPool2d(2)] if pool else []), nn.ReLU(inplace=True))
 
 
-class FastCNN(nn.Module):
-    """Built for CPU throughput: three conv-BN-ReLU stages, each halving the resolution (28 -> 14 -> 7 -> 3),
-    then one linear layer. Compute sits in the 14x14 and 7x7 stages; BatchNorm allows large learning rates."""
+class PlainCNN(nn.Module):
+    """Convolution stages, then dropout and one linear layer on the flattened last feature map."""
 
-    def __init__(self, num_classes: int, widths=(32, 64, 128), dropout: float = 0.0):
+    def __init__(self, features: nn.Sequential, flat: int, num_classes: int, dropout: float = 0.0):
         super().__init__()
-        w1, w2, w3 = widths
-        self.features = nn.Sequential(conv_bn(1, w1, pool=True), conv_bn(w1, w2, pool=True),
-                                      conv_bn(w2, w3, pool=True))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3 * 9, num_classes))
+        self.features = features
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, num_classes))
 
     def forward(self, x):
         return self.classifier(self.features(x))
+
+
+def fast_cnn_layers(widths) -> nn.Sequential:
+    """Built for CPU throughput: three conv-BN-ReLU stages, each halving the resolution (28 -> 14 -> 7 -> 3).
+    Compute sits in the 14x14 and 7x7 stages; BatchNorm allows large learning rates."""
+    w1, w2, w3 = widths
+    return nn.Sequential(conv_bn(1, w1, pool=True), conv_bn(w1, w2, pool=True), conv_bn(w2, w3, pool=True))
 
 
 @register("fast-cnn")
 def fast_cnn(num_classes: int, dropout: float = 0.0) -> nn.Module:
-    return FastCNN(num_classes, (32, 64, 128), dropout)
+    return PlainCNN(fast_cnn_layers((32, 64, 128)), 128 * 9, num_classes, dropout)
 
 
 @register("fast-cnn-s")
 def fast_cnn_small(num_classes: int, dropout: float = 0.0) -> nn.Module:
-    return FastCNN(num_classes, (16, 32, 64), dropout)
+    return PlainCNN(fast_cnn_layers((16, 32, 64)), 64 * 9, num_classes, dropout)
 
 
 @register("fast-cnn-xs")
-class FastCNNXS(nn.Module):
+def fast_cnn_xs(num_classes: int, dropout: float = 0.0) -> nn.Module:
     """tiny-cnn's layout (5x5 valid conv, pool, 3x3 valid conv, pool, linear) widened to 16/32 with BatchNorm:
     13k parameters that train at over 10k images/s on two CPU cores."""
-
-    def __init__(self, num_classes: int, dropout: float = 0.0):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 5, bias=False), nn.BatchNorm2d(16), nn.MaxPool2d(2), nn.ReLU(inplace=True),   # 24 -> 12
-            nn.Conv2d(16, 32, 3, bias=False), nn.BatchNorm2d(32), nn.MaxPool2d(2), nn.ReLU(inplace=True))  # 10 -> 5
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(32 * 5 * 5, num_classes))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
-class VGGEmnist(nn.Module):
-    """VGG-style with BatchNorm, sized for a CPU: one conv at 28x28 (pooled to 14), two at 14x14, two at 7x7, a
-    linear head on the 3x3 map. Twice fast-cnn's depth at 14x14 and 7x7, where handwriting's strokes are resolved."""
-
-    def __init__(self, num_classes: int, widths=(32, 64, 128), dropout: float = 0.2):
-        super().__init__()
-        w1, w2, w3 = widths
-        self.features = nn.Sequential(conv_bn(1, w1, pool=True), conv_bn(w1, w2), conv_bn(w2, w2, pool=True),
-                                      conv_bn(w2, w3), conv_bn(w3, w3, pool=True))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3 * 9, num_classes))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+    features = nn.Sequential(
+        nn.Conv2d(1, 16, 5, bias=False), nn.BatchNorm2d(16), nn.MaxPool2d(2), nn.ReLU(inplace=True),   # 24 -> 12
+        nn.Conv2d(16, 32, 3, bias=False), nn.BatchNorm2d(32), nn.MaxPool2d(2), nn.ReLU(inplace=True))  # 10 -> 5
+    return PlainCNN(features, 32 * 5 * 5, num_classes, dropout)
 
 
 @register("vgg-emnist")
 def vgg_emnist(num_classes: int, dropout: float = 0.2) -> nn.Module:
-    return VGGEmnist(num_classes, (32, 64, 128), dropout)
+    """VGG-style with BatchNorm, sized for a CPU: one conv at 28x28 (pooled to 14), two at 14x14, two at 7x7, a
+    linear head on the 3x3 map. Twice fast-cnn's depth at 14x14 and 7x7, where handwriting's strokes are resolved."""
+    features = nn.Sequential(conv_bn(1, 32, pool=True), conv_bn(32, 64), conv_bn(64, 64, pool=True),
+                             conv_bn(64, 128), conv_bn(128, 128, pool=True))
+    return PlainCNN(features, 128 * 9, num_classes, dropout)
 
 
 class BasicBlock(nn.Module):

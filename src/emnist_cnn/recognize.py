@@ -37,7 +37,6 @@ class TorchBackend:
         return cls(*load_model(name_or_path, device))
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        import torch
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
             x = x.to(next(self.model.parameters()).device).contiguous(memory_format=torch.channels_last)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .checkpoint import atomic_write, load_model, write_json
 from .config import Config
 from .data import Dataset, build_dataset
-from .evaluate import evaluate, to_input
+from .evaluate import evaluate, metrics_from_logits, to_input
 from .models import conv_layers
 
 TOP_PAIRS = 15            # most-confused pairs shown, each with example images
@@ -435,9 +435,10 @@ def network_section(page: Page, ev: Evaluated, model: torch.nn.Module, rng: np.r
 
 
 def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset | None = None,
-                 device: str = "auto", log=print) -> Path:
+                 device: str = "auto", log=print, logits: torch.Tensor | None = None) -> Path:
     """Write RUN_DIR/report/ (index.html, the PNGs, report.json) for the kept model on `split`
-    (default: test, else val); returns the path of index.html. `data` skips rebuilding the dataset."""
+    (default: test, else val); returns the path of index.html. `data` skips rebuilding the dataset, and `logits`
+    (the kept model's on the default split, as training's final evaluation computed them) skips the evaluation."""
     from .train import resolve_device, resolve_precision
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -451,16 +452,20 @@ def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset
         raise ReportError(f"{run_dir / 'model.json'}: the model's classes {''.join(meta['classes'])!r} differ "
                           f"from the data's {''.join(data.classes)!r}")
     parts = {"train": data.train, "val": data.val, "test": data.test}
-    split = split or ("test" if data.test is not None else "val")
+    default_split = "test" if data.test is not None else "val"
+    split = split or default_split
     if split not in parts:
         raise ReportError(f"--split {split!r}: expected train, val or test")
     if parts[split] is None:
         raise ReportError(f"dataset {data.name} has no {split} part to report on")
     images, labels = parts[split]
     mean, std = meta["normalize"]["mean"], meta["normalize"]["std"]
-    metrics, logits = evaluate(model, images, labels, data.classes, mean=mean, std=std, device=dev,
-                               precision=precision, batch_size=cfg.eval_batch_size,
-                               channels_last=cfg.channels_last, return_logits=True)
+    if logits is not None and split == default_split:
+        metrics = metrics_from_logits(logits, labels, data.classes)
+    else:
+        metrics, logits = evaluate(model, images, labels, data.classes, mean=mean, std=std, device=dev,
+                                   precision=precision, batch_size=cfg.eval_batch_size,
+                                   channels_last=cfg.channels_last, return_logits=True)
     ev = Evaluated(split, data.classes, metrics, images, labels.numpy(),
                    torch.softmax(logits, 1).numpy().astype(np.float64), mean, std)
     per_class_auc = np.array([np.nan if r["roc_auc"] is None else r["roc_auc"] for r in metrics["per_class"]])

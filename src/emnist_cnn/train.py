@@ -333,29 +333,33 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
             break
 
     if distributed.is_main():
-        finish(run_dir, data, device, precision, cfg, load_seconds, log)
+        logits = finish(run_dir, data, device, precision, cfg, load_seconds, log)
     if board is not None:
         board.finish()
     if cfg.report and distributed.is_main():
         from .report import write_report
-        write_report(run_dir, data=data, device=str(device), log=log)
+        write_report(run_dir, data=data, device=str(device), log=log, logits=logits)
     distributed.teardown()
     return run_dir
 
 
-def finish(run_dir: Path, data: Dataset, device, precision: str, cfg: Config, load_seconds: float, log=print):
-    """Evaluate the kept model on the test set (or validation without one) and write metrics.json."""
+def finish(run_dir: Path, data: Dataset, device, precision: str, cfg: Config, load_seconds: float,
+           log=print) -> torch.Tensor | None:
+    """Evaluate the kept model on the test set (or validation without one) and write metrics.json; the logits
+    (for the report, which would otherwise compute them again)."""
     from .checkpoint import load_model
     model, meta = load_model(run_dir, device)
     split_name, part = ("test", data.test) if data.test is not None else ("val", data.val)
-    metrics = {"data_load_seconds": load_seconds}
+    metrics, logits = {"data_load_seconds": load_seconds}, None
     if part is not None:
-        metrics.update(evaluate(model, *part, data.classes, mean=cfg.normalize_mean, std=cfg.normalize_std,
-                                device=device, precision=precision, batch_size=cfg.eval_batch_size,
-                                channels_last=cfg.channels_last))
+        evaluated, logits = evaluate(model, *part, data.classes, mean=cfg.normalize_mean, std=cfg.normalize_std,
+                                     device=device, precision=precision, batch_size=cfg.eval_batch_size,
+                                     channels_last=cfg.channels_last, return_logits=True)
+        metrics.update(evaluated)
         metrics["split"] = split_name
         meta[f"{split_name}_accuracy"] = metrics["accuracy"]
         write_json(run_dir / "model.json", meta)
         log(f"{split_name} accuracy {metrics['accuracy']:.4f} (top-5 {metrics['top5_accuracy']:.4f}, "
             f"macro F1 {metrics['f1_macro']:.4f}) -> {run_dir}")
     write_json(run_dir / "metrics.json", metrics)
+    return logits
