@@ -115,3 +115,15 @@ def test_file_formats_and_modes_agree(tmp_path):
             np.asarray(draw(SEVEN), dtype=np.uint16) * 257)
         img.save(path, fmt)
         assert np.abs(to_emnist(path).astype(int) - base).mean() < 4, (fmt, mode)
+
+
+def test_blur_and_shrink_is_the_blur_then_the_bicubic_resize():
+    """The folded matrix gives what the two steps it replaces give (scipy's Gaussian, then Pillow's bicubic)."""
+    from scipy.ndimage import gaussian_filter
+    side = preprocess.SIZE * preprocess.SCALE
+    square = np.zeros((side, side), np.float32)
+    square[10:100, 30:70] = np.random.default_rng(0).random((90, 40)).astype(np.float32) * 255
+    two_steps = np.asarray(Image.fromarray(gaussian_filter(square, sigma=1.0)).resize(
+        (preprocess.SIZE, preprocess.SIZE), Image.Resampling.BICUBIC))
+    m = preprocess.blur_and_shrink()
+    np.testing.assert_allclose(m @ square @ m.T, two_steps, atol=1e-3)

@@ -184,6 +184,27 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers(recognizer)
     assert sum(calls) == 12 and len(calls) < 12  # some requests shared a forward pass
 
 
+def test_a_bad_image_in_a_shared_batch_fails_alone(recognizer):
+    """Uploads are prepared on the model's worker in batches: each bad one gets its own error, the rest answers."""
+    import asyncio
+
+    import httpx
+    app = create_app(recognizer)
+    good = [png(draw([[(0, 0), (1, i / 10)]])) for i in range(6)]
+    blank, garbage = png(Image.new("L", (50, 50), 255)), b"not an image at all"
+    uploads = [good[0], blank, *good[1:4], garbage, *good[4:]]
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            return await asyncio.gather(*(c.post("/api/v1/predict", files={"file": ("x.png", data, "image/png")})
+                                          for data in uploads))
+    replies = asyncio.run(run())
+    assert [r.status_code for r in replies] == [200, 422, 200, 200, 200, 415, 200, 200]
+    assert "no ink" in replies[1].json()["detail"] and "not a supported image" in replies[5].json()["detail"]
+    for data, reply in zip(good, [r for r in replies if r.status_code == 200]):
+        assert reply.json()["predictions"][0]["character"] == recognizer.predict(data, top_k=1)[0][0]
+
+
 def test_json_body_that_is_not_utf8_gives_422(client):  # found by the schemathesis fuzz test
     r = client.post("/api/v1/predict", content=b"\x80", headers={"content-type": "application/json"})
     assert "JSON" in detail(r, 422)

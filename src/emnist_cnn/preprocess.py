@@ -8,6 +8,7 @@ Output is upright (rows top to bottom), as every model.json here expects.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 from pathlib import Path
@@ -133,9 +134,22 @@ def ink_map(img: Image.Image, name: str = "image") -> tuple[np.ndarray, tuple[in
     return ink, (int(cols[0]), int(rows[0])), width / img.width
 
 
+@functools.lru_cache(maxsize=1)
+def blur_and_shrink() -> np.ndarray:
+    """The 28×112 matrix M with M @ X @ M.T == bicubic 112 -> 28 (Pillow's) of the σ = 1 Gaussian blur (scipy's,
+    edges reflected) of X: both steps are linear and separable, so they fold into one small matrix product per
+    axis, ~15x cheaper than blurring and resizing the 112×112 square every time."""
+    from scipy.ndimage import gaussian_filter1d
+    side = SIZE * SCALE
+    blur = gaussian_filter1d(np.eye(side), sigma=1.0, axis=0)  # column j: the blur of a unit impulse at j
+    # Pillow resizes the identity's rows horizontally only: row i becomes the weights input i gets in each output
+    shrink = np.asarray(Image.fromarray(np.eye(side, dtype=np.float32)).resize((SIZE, side),
+                                                                            Image.Resampling.BICUBIC)).T
+    return (shrink.astype(np.float64) @ blur).astype(np.float32)
+
+
 def emnist_form(ink: np.ndarray) -> np.ndarray:
     """An ink map (light on dark, background 0, not blank) -> uint8 28×28 in EMNIST's form."""
-    from scipy.ndimage import gaussian_filter
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if len(rows) == 0:
         raise BlankImage("no ink found")
@@ -144,13 +158,12 @@ def emnist_form(ink: np.ndarray) -> np.ndarray:
     inner, side = INNER * SCALE, SIZE * SCALE
     f = inner / max(h, w)
     nh, nw = max(1, round(h * f)), max(1, round(w * f))
-    scaled = np.asarray(Image.fromarray(crop).resize((nw, nh), Image.Resampling.BICUBIC))
-    square = np.zeros((side, side), dtype=np.float32)
+    scaled = np.clip(np.asarray(Image.fromarray(crop).resize((nw, nh), Image.Resampling.BICUBIC)), 0, None)
+    # centred in the side×side square (zeros elsewhere), blurred, shrunk to 28×28: only M's columns under the
+    # ink contribute
     top, left = (side - nh) // 2, (side - nw) // 2
-    square[top:top + nh, left:left + nw] = np.clip(scaled, 0, None)
-    square = gaussian_filter(square, sigma=1.0)
-    small = np.clip(np.asarray(Image.fromarray(square).resize((SIZE, SIZE), Image.Resampling.BICUBIC)),
-                    0, None)
+    m = blur_and_shrink()
+    small = np.clip(m[:, top:top + nh] @ scaled @ m[:, left:left + nw].T, 0, None)
     peak = small.max()
     if peak <= 0:
         raise BlankImage("no ink left after resizing")

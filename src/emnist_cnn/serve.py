@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,7 +18,6 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import preprocess
@@ -108,23 +108,34 @@ class BodyLimit:
 
 
 class Batcher:
-    """Concurrent requests share forward passes: images that arrive while the model is busy go in the next batch.
+    """All the model work of one model on one worker thread, in batches: the uploads that arrive while the worker is
+    busy are prepared and classified together in its next round, one forward pass for all of them.
 
-    No waiting for a batch to fill: a lone request runs at once, and under load the batch grows by itself.
+    No waiting for a batch to fill: a lone request runs at once, and under load the batch grows by itself. One
+    thread, not a pool: requests are served in arrival order, and the CPU goes to the work instead of to threads
+    taking turns at the GIL (measured: about half the CPU per request of a thread per request, and 2x the
+    throughput at 16 clients). The event loop meanwhile only does HTTP.
     """
 
     def __init__(self, recognizer: Recognizer, max_batch: int = 64):
         self.recognizer, self.max_batch = recognizer, max_batch
+        self.worker = ThreadPoolExecutor(1, thread_name_prefix="emnist-cnn-model")
         self.pending: list = []
         self.running = False
         self.task = None  # held so the running drain() is not garbage-collected
 
-    async def classify(self, form: np.ndarray, top_k: int) -> list[tuple[str, float]]:
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((form, top_k, future))
+    async def run(self, fn, *args):
+        """fn(*args) on the worker thread (for work that is not a single character, such as reading a word)."""
+        return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
+
+    async def classify(self, image, top_k: int) -> tuple[np.ndarray, list[tuple[str, float]]]:
+        """An image file's bytes, or a uint8 28×28 already in EMNIST form -> (that form, top-k predictions)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.append((image, top_k, future))
         if not self.running:
             self.running = True
-            self.task = asyncio.get_running_loop().create_task(self.drain())
+            self.task = loop.create_task(self.drain())
         return await future
 
     async def drain(self) -> None:
@@ -132,15 +143,30 @@ class Batcher:
             while self.pending:
                 batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
                 try:
-                    probs = await run_in_threadpool(self.recognizer.probabilities, np.stack([b[0] for b in batch]))
+                    outcomes = await self.run(self.round, [(image, k) for image, k, _ in batch])
                 except Exception as e:  # noqa: BLE001 - every waiting request gets the error
-                    for *_, future in batch:
-                        future.set_exception(e)
-                    continue
-                for (_, k, future), p in zip(batch, probs):
-                    future.set_result(self.recognizer.top(p, k))
+                    outcomes = [e] * len(batch)
+                for (*_, future), outcome in zip(batch, outcomes):
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
         finally:
             self.running = False
+
+    def round(self, requests: list) -> list:
+        """On the worker: each request's outcome, (form, top-k) or the exception its image raised."""
+        outcomes, forms = [None] * len(requests), []
+        for i, (image, _) in enumerate(requests):
+            try:
+                forms.append((i, image if isinstance(image, np.ndarray) else preprocess.to_emnist(image, "upload")))
+            except Exception as e:  # noqa: BLE001 - the error belongs to this request only
+                outcomes[i] = e
+        if forms:
+            probs = self.recognizer.probabilities(np.stack([form for _, form in forms]))
+            for (i, form), p in zip(forms, probs):
+                outcomes[i] = (form, self.recognizer.top(p, requests[i][1]))
+        return outcomes
 
 
 def as_recognizer(thing) -> Recognizer:
@@ -240,8 +266,7 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
             raise preprocess.BlankImage(f"pixels: no ink (brightest value {value.max()}, "
                                         f"at least {preprocess.MIN_CONTRAST} is needed)")
 
-        form = value if kind == "pixels" else await run_in_threadpool(preprocess.to_emnist, value, "upload")
-        top = await batchers[name].classify(form, top_k)
+        form, top = await batchers[name].classify(value, top_k)
         return {"model": name, "predictions": predictions(top), "input": form.tolist()}
 
     @app.post(f"{API}/read", response_model=ReadResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
@@ -252,7 +277,7 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
         kind, value = await image_from(request)
         if kind == "pixels":
             raise HTTPException(422, "read needs an image ('image' or an upload), not a 28×28 'pixels' array")
-        reading = await run_in_threadpool(r.read, value, top_k)
+        reading = await batchers[name].run(r.read, value, top_k)
         return {"model": name, "text": reading.text, "characters": [
             {"character": c.character, "confidence": c.confidence, "box": list(c.box),
              "predictions": predictions(c.top)} for c in reading.characters]}
@@ -263,6 +288,6 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
 def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, backend: str = "torch") -> None:
     import torch
     import uvicorn
-    torch.set_num_threads(1)  # concurrent requests each use a core; intra-op threads would only fight over them
+    torch.set_num_threads(1)  # the model thread on one core, the event loop (HTTP) on the other
     app = create_app({name: Recognizer.load(name, backend) for name in models})
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
