@@ -208,3 +208,39 @@ def test_a_bad_image_in_a_shared_batch_fails_alone(recognizer):
 def test_json_body_that_is_not_utf8_gives_422(client):  # found by the schemathesis fuzz test
     r = client.post("/api/v1/predict", content=b"\x80", headers={"content-type": "application/json"})
     assert "JSON" in detail(r, 422)
+
+
+def test_the_serve_command_answers_over_http(tmp_path):
+    """`emnist-cnn serve` as a user starts it: a real process on a free port, the model loaded once."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    model = random_model_dir(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "emnist_cnn", "serve", "--model", str(model), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.2)
+        assert health.json() == {"status": "ok", "models": [str(model)]}
+        images = [png(draw(SEVEN)), png(Image.new("L", (40, 40), 255))]
+        replies = [httpx.post(f"http://127.0.0.1:{port}/api/v1/predict", files={"file": ("x.png", im, "image/png")})
+                   for im in images]
+        assert replies[0].status_code == 200 and len(replies[0].json()["predictions"]) == 5
+        assert replies[1].status_code == 422 and "no ink" in replies[1].json()["detail"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
