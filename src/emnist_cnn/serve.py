@@ -109,65 +109,79 @@ class BodyLimit:
 
 
 class Batcher:
-    """All the model work of one model on one worker thread, in batches: the uploads that arrive while the worker is
-    busy are prepared and classified together in its next round, one forward pass for all of them.
+    """The model work of one model in batches, on two threads: one prepares the uploads (decoding, preprocessing),
+    the other runs the model. The uploads that arrive while a batch is being prepared form the next batch, so under
+    load batches grow by themselves and a lone request runs at once (no waiting for a batch to fill); the next batch
+    is prepared while the model classifies the last one (the forward pass does not hold Python's GIL).
 
-    No waiting for a batch to fill: a lone request runs at once, and under load the batch grows by itself. One
-    thread, not a pool: requests are served in arrival order, and the CPU goes to the work instead of to threads
-    taking turns at the GIL (measured: about half the CPU per request of a thread per request, and 2x the
-    throughput at 16 clients). The event loop meanwhile only does HTTP.
+    Two threads, not a thread per request: requests are served in arrival order, and the CPU goes to the work
+    instead of to threads taking turns at the GIL (measured: about half the CPU per request of a thread per
+    request). The event loop meanwhile only does HTTP.
     """
 
     def __init__(self, recognizer: Recognizer, max_batch: int = 64):
         self.recognizer, self.max_batch = recognizer, max_batch
-        self.worker = ThreadPoolExecutor(1, thread_name_prefix="emnist-cnn-model")
+        self.preparer = ThreadPoolExecutor(1, thread_name_prefix="emnist-cnn-prepare")
+        self.model = ThreadPoolExecutor(1, thread_name_prefix="emnist-cnn-model")
         self.pending: list = []
         self.running = False
-        self.task = None  # held so the running drain() is not garbage-collected
+        self.tasks: set = set()  # held so that running tasks are not garbage-collected
 
     async def run(self, fn, *args):
-        """fn(*args) on the worker thread (for work that is not a single character, such as reading a word)."""
-        return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
+        """fn(*args) on the model thread (for work that is not a single character, such as reading a word)."""
+        return await asyncio.get_running_loop().run_in_executor(self.model, fn, *args)
 
     async def classify(self, image, top_k: int) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """An image file's bytes, or a uint8 28×28 already in EMNIST form -> (that form, top-k predictions)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         self.pending.append((image, top_k, future))
         if not self.running:
             self.running = True
-            self.task = loop.create_task(self.drain())
+            self.start(self.drain())
         return await future
+
+    def start(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def drain(self) -> None:
         try:
             while self.pending:
                 batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
-                try:
-                    outcomes = await self.run(self.round, [(image, k) for image, k, _ in batch])
-                except Exception as e:  # noqa: BLE001 - every waiting request gets the error
-                    outcomes = [e] * len(batch)
-                for (*_, future), outcome in zip(batch, outcomes):
-                    if isinstance(outcome, Exception):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
+                images = [image for image, *_ in batch]
+                forms = await asyncio.get_running_loop().run_in_executor(self.preparer, prepare, images)
+                self.start(self.answer(batch, forms))  # the model classifies while the next batch is prepared
         finally:
             self.running = False
 
-    def round(self, requests: list) -> list:
-        """On the worker: each request's outcome, (form, top-k) or the exception its image raised."""
-        outcomes, forms = [None] * len(requests), []
-        for i, (image, _) in enumerate(requests):
+    async def answer(self, batch: list, outcomes: list) -> None:
+        """Classify the prepared forms of a batch and answer each request: (form, top-k), or its own error."""
+        ready = [i for i, outcome in enumerate(outcomes) if not isinstance(outcome, Exception)]
+        if ready:
             try:
-                forms.append((i, image if isinstance(image, np.ndarray) else preprocess.to_emnist(image, "upload")))
-            except Exception as e:  # noqa: BLE001 - the error belongs to this request only
-                outcomes[i] = e
-        if forms:
-            probs = self.recognizer.probabilities(np.stack([form for _, form in forms]))
-            for (i, form), p in zip(forms, probs):
-                outcomes[i] = (form, self.recognizer.top(p, requests[i][1]))
-        return outcomes
+                probs = await self.run(self.recognizer.probabilities, np.stack([outcomes[i] for i in ready]))
+                for i, p in zip(ready, probs):
+                    outcomes[i] = (outcomes[i], self.recognizer.top(p, batch[i][1]))
+            except Exception as e:  # noqa: BLE001 - every request that reached the model gets the error
+                for i in ready:
+                    outcomes[i] = e
+        for (*_, future), outcome in zip(batch, outcomes):
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+
+def prepare(images: list) -> list:
+    """Each upload's 28×28 EMNIST form (a uint8 array passes through), or the exception its image raised."""
+    outcomes = []
+    for image in images:
+        try:
+            outcomes.append(image if isinstance(image, np.ndarray) else preprocess.to_emnist(image, "upload"))
+        except Exception as e:  # noqa: BLE001 - the error belongs to this request only
+            outcomes.append(e)
+    return outcomes
 
 
 def as_recognizer(thing) -> Recognizer:
@@ -289,7 +303,7 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
 def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, backend: str = "torch") -> None:
     import torch
     import uvicorn
-    torch.set_num_threads(1)  # the model thread on one core, the event loop (HTTP) on the other
+    torch.set_num_threads(1)  # the model thread, the preparing thread and the event loop share the cores
     app = create_app({name: Recognizer.load(name, backend) for name in models})
     # torch, FastAPI and the models leave ~200,000 objects that live as long as the server; a full garbage collection
     # walks them all (tens of ms, a stall every request in flight waits out). Frozen, the collector skips them.
