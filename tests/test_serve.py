@@ -244,3 +244,22 @@ def test_the_serve_command_answers_over_http(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_request_cancelled_while_queued_does_not_stall_the_others(recognizer):
+    """A client that goes away leaves a cancelled future in a batch; the rest of the batch is still answered."""
+    import asyncio
+
+    from emnist_cnn.serve import Batcher
+    forms = [preprocess.to_emnist(png(draw([[(0, 0), (1, i / 10)]]))) for i in range(4)]
+
+    async def run():
+        batcher = Batcher(recognizer)
+        tasks = [asyncio.ensure_future(batcher.classify(f, 2)) for f in forms]
+        await asyncio.sleep(0)  # all four queued, the first round started
+        tasks[2].cancel()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=30)
+    results = asyncio.run(run())
+    assert isinstance(results[2], asyncio.CancelledError)
+    for form, (got_form, top) in zip([forms[i] for i in (0, 1, 3)], [results[i] for i in (0, 1, 3)]):
+        assert np.array_equal(form, got_form) and top[0][0] == recognizer.classify(form[None], 1)[0][0][0]

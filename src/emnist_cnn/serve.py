@@ -167,6 +167,8 @@ class Batcher:
                 for i in ready:
                     outcomes[i] = e
         for (*_, future), outcome in zip(batch, outcomes):
+            if future.done():  # cancelled: its client went away
+                continue
             if isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
