@@ -58,8 +58,11 @@ def mean_std(values) -> dict:
             "values": values}
 
 
-def table(rows: list[dict], columns: list[str]) -> str:
+def table(rows: list[dict], columns: list[str], markdown: bool = False) -> str:
     cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    if markdown:  # as the README's tables are written
+        rows = ["| " + " | ".join(row) + " |" for row in [columns, *cells]]
+        return "\n".join([rows[0], "|" + "---|" * len(columns), *rows[1:]])
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
