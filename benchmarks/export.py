@@ -61,7 +61,7 @@ def main() -> None:
     config = resolve_model_dir(args.model) / "config.json"
     cfg = Config.from_json(config) if config.is_file() else Config(split=args.split or "balanced")
     cfg = cfg.replace(**({"split": args.split} if args.split else {}))
-    data = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction, cfg.seed)
+    data = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction)
     images, labels = data.test if data.test is not None else data.val
     x = to_input(images, meta["normalize"]["mean"], meta["normalize"]["std"]).numpy()
     y = labels.numpy()

@@ -194,3 +194,49 @@ def test_ensemble_and_tta(synth_dir, tmp_path, capsys):
     assert json.loads((tmp_path / "tta.json").read_text())["tta"] is True
     assert main(["ensemble", str(runs[0]), "emnist-cnn/digits"]) != 0  # different classes: refused
     assert "different classes" in capsys.readouterr().err + capsys.readouterr().out
+
+
+def test_seeds_share_one_split_and_ensembles_refuse_members_of_different_splits(synth_dir, tmp_path, monkeypatch,
+                                                                                 capsys):
+    import emnist_cnn.data as data_mod
+
+    def run(seed):
+        cfg = small_config(synth_dir, tmp_path, seed=seed, epochs=1, resplit="0.6,0.2,0.2",
+                           out_dir=str(tmp_path / f"r{seed}"))
+        return train_mod.train(cfg, progress=False, log=lambda *a: None)
+
+    same = [run(0), run(1)]  # the seed changes the weights and the batches, never which images are test images
+    digests = [json.loads((r / "model.json").read_text())["dataset"]["test_sha256"] for r in same]
+    assert digests[0] == digests[1] and len(digests[0]) == 64
+    monkeypatch.setattr(data_mod, "SPLIT_SEED", 1)  # as runs made when the split followed the training seed
+    other = run(2)
+    assert json.loads((other / "model.json").read_text())["dataset"]["test_sha256"] != digests[0]
+    capsys.readouterr()
+    assert main(["ensemble", str(same[0]), str(other)]) != 0
+    assert "different splits" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["ensemble", *map(str, same)]) == 0
+
+
+def test_distillation_learns_from_the_teachers_and_refuses_a_teacher_of_another_split(synth_dir, tmp_path):
+    import dataclasses
+
+    teachers = [train_mod.train(small_config(synth_dir, tmp_path, seed=seed, epochs=4), progress=False,
+                                log=lambda *a: None) for seed in (0, 1)]
+    data = build_dataset("synth", str(synth_dir), val_fraction=0.25)
+    images, labels = data.train
+    shuffled = dataclasses.replace(data, train=(images, labels[torch.randperm(len(labels))]))  # labels are noise now
+
+    def student(distill):
+        cfg = small_config(synth_dir, tmp_path, epochs=4, teachers=",".join(map(str, teachers)), distill=distill)
+        run = train_mod.train(cfg, data=shuffled, progress=False, log=lambda *a: None)
+        return json.loads((run / "metrics.json").read_text())["accuracy"]
+
+    taught, from_noise = student(1.0), student(0.0)
+    assert taught > 0.5 and taught > from_noise + 0.25  # all it knows came from the teachers
+    # trained on a split of the same images whose training part holds some of the student's test images
+    stranger = train_mod.train(small_config(synth_dir, tmp_path, epochs=1, resplit="0.6,0.2,0.2"), progress=False,
+                               log=lambda *a: None)
+    with pytest.raises(ValueError, match="test_sha256"):
+        train_mod.train(small_config(synth_dir, tmp_path, epochs=1, teachers=f"{teachers[0]},{stranger}"),
+                        progress=False, log=lambda *a: None)

@@ -288,7 +288,16 @@ class Dataset:
     def describe(self) -> dict:
         sizes = {k: (len(v[1]) if v is not None else 0) for k, v in (("train", self.train), ("val", self.val),
                                                                      ("test", self.test))}
-        return {"name": self.name, "num_classes": len(self.classes), "classes": "".join(self.classes), **sizes}
+        return {"name": self.name, "num_classes": len(self.classes), "classes": "".join(self.classes), **sizes,
+                "test_sha256": self.test_sha256()}
+
+    def test_sha256(self) -> str:
+        """Names the test images: models whose model.json records the same one were tested on the same images."""
+        if self.test is None:
+            return ""
+        digest = hashlib.sha256(self.test[1].numpy().tobytes())
+        digest.update(self.test[0].numpy().tobytes())
+        return digest.hexdigest()
 
 
 def parse_classes(spec: str, num_classes: int) -> list[int]:
@@ -336,8 +345,13 @@ def _tensors(images: np.ndarray, labels: np.ndarray, idx: np.ndarray | None = No
     return torch.from_numpy(np.array(images)), torch.from_numpy(np.array(labels))  # copies out of the mmap
 
 
+# The split is part of the dataset, not of a run: every training seed gets the same train/val/test images, so that
+# runs are compared on one test set and can be ensembled without a member having trained on another's test images.
+SPLIT_SEED = 0
+
+
 def build_dataset(split: str, data_dir: str | None = None, classes: str = "", resplit: str = "",
-                  val_fraction: float = 0.1, seed: int = 0, download: bool = True) -> Dataset:
+                  val_fraction: float = 0.1, download: bool = True) -> Dataset:
     """A split plus options: class subset, pooled stratified re-split, or a validation share carved from train."""
     if split in ALIASES:
         split, alias_classes, alias_resplit = ALIASES[split]
@@ -360,12 +374,12 @@ def build_dataset(split: str, data_dir: str | None = None, classes: str = "", re
     if resplit:
         ratios = parse_ratios(resplit)
         x, y = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
-        tr, va, te = stratified_split(y, ratios, seed)
+        tr, va, te = stratified_split(y, ratios, SPLIT_SEED)
         return Dataset(f"{name} resplit {resplit}", names, _tensors(x, y, tr),
                        _tensors(x, y, va) if len(va) else None, _tensors(x, y, te) if len(te) else None)
     val = None
     if val_fraction > 0:
-        tr, va = stratified_split(train_y, (1 - val_fraction, val_fraction), seed)
+        tr, va = stratified_split(train_y, (1 - val_fraction, val_fraction), SPLIT_SEED)
         val = _tensors(train_x, train_y, va)
         train_x, train_y = train_x[tr], train_y[tr]
     return Dataset(name, names, _tensors(train_x, train_y), val, _tensors(test_x, test_y) if len(test_y) else None)

@@ -69,7 +69,7 @@ def calibration_images(source, count: int = CALIBRATION_IMAGES) -> torch.Tensor:
                                  f"nor model.json's 'dataset' names it")
         cfg = Config(split=dataset["name"])
     try:
-        images = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, 0.0, cfg.seed).train[0]
+        images = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, 0.0).train[0]
     except DataError as e:
         raise DataError(f"int8 calibration uses training images of {cfg.split!r}: {e}") from None
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:count]

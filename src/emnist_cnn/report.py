@@ -446,8 +446,7 @@ def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset
     dev = resolve_device(device)
     precision = resolve_precision(cfg.precision, dev)
     model, meta = load_model(run_dir, dev)
-    data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction,
-                                 cfg.seed)
+    data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction)
     if data.classes != meta["classes"]:
         raise ReportError(f"{run_dir / 'model.json'}: the model's classes {''.join(meta['classes'])!r} differ "
                           f"from the data's {''.join(data.classes)!r}")
