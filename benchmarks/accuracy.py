@@ -36,7 +36,6 @@ COMPARISONS = {
                        ("reference36", "reference36", []),
                        ("resnet18", "reference36", [*RESNET18, "--epochs", "3"]),
                        ("best36", "best36", []),
-                       ("best36 distilled", "best36", []),
                    ], "best36 >= reference36 + 3.0 points"),
     "balanced47": ("localbalanced, 47 classes, its own test set", "localbalanced", [
         ("cnn3 (reference36 recipe)", "reference36", ["--classes", "", "--resplit", ""]),
@@ -57,10 +56,6 @@ COMPARISONS = {
         ("reference36 bf16", "reference36", ["--precision", "bf16"]),
     ], "bf16 within the seed-to-seed spread of fp32"),
 }
-
-# Distillation (`--teachers`): the student, seed s, learns from the ensemble of the kept runs of seeds s+1, s+2, ...
-# (mod the seeds there are) of another recipe. Its training minutes include its teachers': the budget covers it all.
-TEACHERS = {"balanced36/best36 distilled": ("balanced36/best36", 3)}
 
 
 def train_run(preset: str, split: str, extra: list[str], seed: int, out_dir: str) -> dict:
@@ -142,20 +137,7 @@ def main() -> None:
                         continue
                     # a directory name per recipe: "cnn3 (reference36 recipe)" -> cnn3-reference36-recipe
                     slug = re.sub(r"[^\w.-]+", "-", label).strip("-")
-                    teachers = []
-                    if key in TEACHERS:
-                        source, count = TEACHERS[key]
-                        pool = done.get(source, [])
-                        teachers = sorted((r for r in pool if r["seed"] != seed and Path(r["run_dir"]).is_dir()),
-                                          key=lambda r: (r["seed"] - seed) % len(pool))[:count]
-                        if len(teachers) < count:
-                            raise SystemExit(f"{key} seed {seed}: needs {count} kept {source} runs of other seeds "
-                                             f"(run them first, with --keep)")
-                    run = train_run(preset, split, [*extra, *(["--teachers", ",".join(r["run_dir"] for r in teachers)]
-                                                            if teachers else [])], seed, str(out_root / comp / slug))
-                    if teachers:
-                        run.update(teacher_seeds=[r["seed"] for r in teachers], student_minutes=run["train_minutes"],
-                                   train_minutes=run["train_minutes"] + sum(r["train_minutes"] for r in teachers))
+                    run = train_run(preset, split, extra, seed, str(out_root / comp / slug))
                     done[key] = [r for r in runs if r["seed"] != seed] + [run]
                     print(f"{key} seed {seed}: {run['accuracy']:.4f} in {run['train_minutes']:.1f} min", flush=True)
                     save()

@@ -19,8 +19,6 @@ class Config:
     dropout: float = 0.5             # used by models that have dropout (cnn3)
     init: str = ""                   # fine-tune from this model (run dir, model dir or pretrained name)
     freeze: int = 0                  # with init: keep the first N convolution layers (and their norms) fixed
-    teachers: str = ""               # ","-separated runs/models trained on the same split: distil their ensemble
-    distill: float = 0.5             # with teachers: their mean probability's share of the target (the rest: label)
     # --- optimisation ---
     epochs: float = 20               # passes over the training set; a fraction shortens the last one
     batch_size: int = 64

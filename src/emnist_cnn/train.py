@@ -130,7 +130,7 @@ def augment_batch(cfg: Config, x_u8: torch.Tensor, generator: torch.Generator | 
 
 
 def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, epoch: int, precision: str,
-                    ema: EMA | None = None, progress: bool = True, teacher: nn.Module | None = None) -> dict:
+                    ema: EMA | None = None, progress: bool = True) -> dict:
     """One pass over a fresh permutation; loss and accuracy accumulate on the device (no per-step sync).
 
     Under torchrun each rank trains on its share of every global batch of cfg.batch_size images.
@@ -161,15 +161,7 @@ def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, ep
         y = labels[idx]
         with autocast(device, precision):
             logits = model(x)
-            if teacher is not None:
-                with torch.no_grad():  # the ensemble takes pixels in [0,1] and returns log(mean probability)
-                    taught = teacher(x * cfg.normalize_std + cfg.normalize_mean).float().exp()
-        if teacher is None:
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing, reduction="sum")
-        else:
-            k = logits.shape[1]
-            label = F.one_hot(y, k) * (1 - cfg.label_smoothing) + cfg.label_smoothing / k
-            loss = F.cross_entropy(logits.float(), (1 - cfg.distill) * label + cfg.distill * taught, reduction="sum")
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing, reduction="sum")
         optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks, so this is the mean over the global batch (however it splits).
         (loss * (distributed.world_size() / len(batch))).backward()
@@ -218,28 +210,6 @@ def init_from(cfg: Config, num_classes: int, log=print) -> tuple[Config, nn.Modu
                 if isinstance(module, nn.BatchNorm2d):
                     module.momentum = 0.0  # keep the source's running statistics too
     return cfg, model
-
-
-# ----------------------------------------------------------------------------------------------- distillation
-def load_teachers(cfg: Config, data: Dataset, device: torch.device) -> nn.Module:
-    """The frozen ensemble of cfg.teachers. Each must have been tested on this dataset's test images, i.e. cut by
-    the same split: a teacher that trained on the student's test images would hand down what it memorised."""
-    from .checkpoint import load_model
-    from .ensemble import Ensemble
-    members, test_sha256 = [], data.test_sha256()
-    for name in filter(None, (t.strip() for t in cfg.teachers.split(","))):
-        model, meta = load_model(name, device)
-        if meta["classes"] != data.classes:
-            raise ValueError(f"teacher {name}: its classes {''.join(meta['classes'])!r} differ from the data's "
-                             f"{''.join(data.classes)!r}")
-        if meta.get("dataset", {}).get("test_sha256") != test_sha256:
-            raise ValueError(f"teacher {name}: model.json's dataset.test_sha256 is not that of {data.name}'s test set "
-                             f"(another split, or not recorded): it may have trained on the student's test images")
-        model = model.to(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
-        members.append((model.eval().requires_grad_(False), meta["normalize"]["mean"], meta["normalize"]["std"]))
-    if not members:
-        raise ValueError(f"--teachers {cfg.teachers!r}: no model named")
-    return Ensemble(members).eval()
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -295,7 +265,6 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     steps_per_epoch = math.ceil(len(labels) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps_per_epoch))
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    teacher = load_teachers(cfg, data, device) if cfg.teachers else None
     step_model = torch.compile(step_model) if cfg.compile else step_model
     env = environment(device, precision)
     meta = model_meta(cfg, data, env, count_parameters(model))
@@ -331,7 +300,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     for epoch in range(start_epoch, math.ceil(cfg.epochs)):
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_one_epoch(cfg, step_model, optimizer, scheduler, images, labels, epoch, precision, ema,
-                                   progress, teacher))
+                                   progress))
         last = epoch + 1 >= cfg.epochs
         # every rank validates (their weights are identical); rank 0 alone writes
         if data.val is not None and cfg.val_every > 0 and ((epoch + 1) % cfg.val_every == 0 or last):
