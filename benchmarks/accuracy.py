@@ -36,6 +36,7 @@ COMPARISONS = {
                        ("reference36", "reference36", []),
                        ("resnet18", "reference36", [*RESNET18, "--epochs", "3"]),
                        ("best36", "best36", []),
+                       ("best36, 40 epochs", "best36", ["--epochs", "40"]),
                    ], "best36 >= reference36 + 3.0 points"),
     "balanced47": ("localbalanced, 47 classes, its own test set", "localbalanced", [
         ("cnn3 (reference36 recipe)", "reference36", ["--classes", "", "--resplit", ""]),
