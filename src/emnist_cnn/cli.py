@@ -49,7 +49,7 @@ def cmd_evaluate(args) -> int:
     """Evaluate one model, or the ensemble of several (mean probability), optionally with shift TTA."""
     from .checkpoint import load_model, write_json
     from .data import build_dataset
-    from .ensemble import Ensemble, ShiftTTA
+    from .ensemble import Ensemble, ShiftTTA, check_same_splits
     from .evaluate import evaluate
     from .train import resolve_device, resolve_precision
     device = resolve_device(args.device)
@@ -58,17 +58,7 @@ def cmd_evaluate(args) -> int:
     if any(meta["classes"] != classes for _, meta in loaded):
         raise ValueError("the models were trained on different classes: "
                          + ", ".join(repr("".join(meta["classes"])) for _, meta in loaded))
-    # Members cut from one pool by different splits each trained on part of the others' test images: their
-    # ensemble would be tested on images it has seen. (Runs made before model.json recorded test_sha256 can't tell.)
-    tested_on: dict[str, set[str]] = {}
-    for _, meta in loaded:
-        dataset = meta.get("dataset", {})
-        if dataset.get("test_sha256"):
-            tested_on.setdefault(dataset["name"], set()).add(dataset["test_sha256"])
-    for name, digests in tested_on.items():
-        if len(digests) > 1:
-            raise ValueError(f"the models were trained on different splits of {name} (model.json dataset.test_sha256 "
-                             f"differs): some were trained on images that are test images of others")
+    check_same_splits([meta for _, meta in loaded])
     run_dir = next((Path(m) for m in args.model if (Path(m) / "config.json").is_file()), None)
     cfg = Config.from_json(run_dir / "config.json") if run_dir else Config(val_fraction=0.0)
     cfg = cfg.replace(**{k: v for k, v in (("split", args.split_name), ("data_dir", args.data_dir),

@@ -9,6 +9,20 @@ import torch
 from torch import nn
 
 
+def check_same_splits(metas: list[dict]) -> None:
+    """Refuse members cut from one pool by different splits: each trained on part of the others' test images, so
+    their ensemble would be tested on images it has seen. (Models whose model.json lacks test_sha256 can't tell.)"""
+    tested_on: dict[str, set[str]] = {}
+    for meta in metas:
+        dataset = meta.get("dataset", {})
+        if dataset.get("test_sha256"):
+            tested_on.setdefault(dataset["name"], set()).add(dataset["test_sha256"])
+    for name, digests in tested_on.items():
+        if len(digests) > 1:
+            raise ValueError(f"the models were trained on different splits of {name} (model.json dataset.test_sha256 "
+                             f"differs): some were trained on images that are test images of others")
+
+
 class Ensemble(nn.Module):
     """Members as (model, mean, std): each normalises the [0,1] input its own way; probabilities are averaged."""
 
