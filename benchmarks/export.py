@@ -85,13 +85,13 @@ def main() -> None:
         r[f"speedup_batch{args.batch}"] = r[throughput] / base[throughput]
 
     path = write_results("export", {"model": str(args.model), "architecture": meta["architecture"],
-                                    "data": data.describe()["name"], "test_images": len(y),
+                                    "data": data.name, "test_images": len(y),
                                     "threads": args.threads, "results": rows})
     shown = [{**r, "accuracy": f"{r['accuracy']:.4f}", "accuracy_change": f"{r['accuracy_change']:+.4f}",
               "latency_ms_batch1": f"{r['latency_ms_batch1']:.3f}", throughput: f"{r[throughput]:.0f}",
               "speedup_batch1": f"{r['speedup_batch1']:.2f}x",
               f"speedup_batch{args.batch}": f"{r[f'speedup_batch{args.batch}']:.2f}x"} for r in rows]
-    print(f"{meta['architecture']} on {data.describe()['name']} test ({len(y)} images), {args.threads} threads")
+    print(f"{meta['architecture']} on {data.name} test ({len(y)} images), {args.threads} threads")
     print(table(shown, ["backend", "accuracy", "accuracy_change", "latency_ms_batch1", "speedup_batch1",
                         throughput, f"speedup_batch{args.batch}", "file_bytes"]))
     print(f"wrote {path}")
