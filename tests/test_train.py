@@ -216,4 +216,3 @@ def test_seeds_share_one_split_and_ensembles_refuse_members_of_different_splits(
     assert "different splits" in capsys.readouterr().err
     monkeypatch.undo()
     assert main(["ensemble", *map(str, same)]) == 0
-

@@ -49,16 +49,13 @@ def cmd_evaluate(args) -> int:
     """Evaluate one model, or the ensemble of several (mean probability), optionally with shift TTA."""
     from .checkpoint import load_model, write_json
     from .data import build_dataset
-    from .ensemble import Ensemble, ShiftTTA, check_same_splits
+    from .ensemble import Ensemble, ShiftTTA, check_members
     from .evaluate import evaluate
     from .train import resolve_device, resolve_precision
     device = resolve_device(args.device)
     loaded = [load_model(m, device) for m in args.model]
+    check_members([meta for _, meta in loaded])
     classes = loaded[0][1]["classes"]
-    if any(meta["classes"] != classes for _, meta in loaded):
-        raise ValueError("the models were trained on different classes: "
-                         + ", ".join(repr("".join(meta["classes"])) for _, meta in loaded))
-    check_same_splits([meta for _, meta in loaded])
     run_dir = next((Path(m) for m in args.model if (Path(m) / "config.json").is_file()), None)
     cfg = Config.from_json(run_dir / "config.json") if run_dir else Config(val_fraction=0.0)
     cfg = cfg.replace(**{k: v for k, v in (("split", args.split_name), ("data_dir", args.data_dir),

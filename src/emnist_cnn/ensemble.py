@@ -9,9 +9,13 @@ import torch
 from torch import nn
 
 
-def check_same_splits(metas: list[dict]) -> None:
-    """Refuse members cut from one pool by different splits: each trained on part of the others' test images, so
-    their ensemble would be tested on images it has seen. (Models whose model.json lacks test_sha256 can't tell.)"""
+def check_members(metas: list[dict]) -> None:
+    """Refuse models (their model.json) that cannot be averaged: different classes, or different splits of one
+    pool, where each trained on part of the others' test images, so their ensemble would be tested on images it has
+    seen. (Models whose model.json lacks test_sha256 can't tell.)"""
+    if any(meta["classes"] != metas[0]["classes"] for meta in metas):
+        raise ValueError("the models were trained on different classes: "
+                         + ", ".join(repr("".join(meta["classes"])) for meta in metas))
     tested_on: dict[str, set[str]] = {}
     for meta in metas:
         dataset = meta.get("dataset", {})
