@@ -52,7 +52,10 @@ def setup(device: torch.device) -> torch.device:
 
 
 def teardown() -> None:
+    """Leave the job together: a rank that tears down gloo while rank 0 still writes the test results and the
+    report can abort ("terminate called without an active exception"), so every rank waits for the last one."""
     if active():
+        dist.barrier()
         dist.destroy_process_group()
 
 
