@@ -29,6 +29,9 @@ from common import RESULTS, mean_std, setup_data_dir, table, train_cli, write_re
 RESNET18 = ["--model", "resnet18", "--dropout", "0", "--optimizer", "adam", "--lr", "1e-3", "--scheduler", "cosine",
             "--batch-size", "128", "--normalize-mean", "0.17", "--normalize-std", "0.33", "--interpolation", "bilinear"]
 
+# best36's search ran at BEST's batch size and learning rate before the preset moved to batch 64
+B128 = ["--batch-size", "128", "--lr", "4e-3"]
+
 # comparison -> (what it is, split, [(recipe label, preset, extra CLI args)], target)
 COMPARISONS = {
     "balanced36": ("localbalanced classes 0-35, pooled and split 70/20/10 (as the original project)",
@@ -36,13 +39,18 @@ COMPARISONS = {
                        ("reference36", "reference36", []),
                        ("resnet18", "reference36", [*RESNET18, "--epochs", "3"]),
                        ("best36", "best36", []),
-                       # the search that led to best36 (it began as BEST with 16 epochs, random erasing included)
-                       ("best36, 40 epochs", "best36", ["--epochs", "40"]),
-                       ("best36 with random erasing", "best36", ["--erase", "0.25"]),
-                       ("best36 with random erasing, 40 epochs", "best36", ["--erase", "0.25", "--epochs", "40"]),
-                       ("best36 with random erasing, 60 epochs", "best36", ["--erase", "0.25", "--epochs", "60"]),
-                       ("best36 with random erasing, weight decay 0.05", "best36",
-                        ["--erase", "0.25", "--weight-decay", "0.05"]),
+                       # the search that led to best36: it began as BEST at 16 epochs (batch 128, random erasing)
+                       ("best36 at batch 128", "best36", B128),
+                       ("best36 at batch 128, 40 epochs", "best36", [*B128, "--epochs", "40"]),
+                       ("best36 at batch 128, vgg-emnist-wide", "best36", [*B128, "--model", "vgg-emnist-wide"]),
+                       ("best36 at batch 128, with elastic warps", "best36", [*B128, "--elastic", "0.05"]),
+                       ("best36 at batch 128, with random erasing", "best36", [*B128, "--erase", "0.25"]),
+                       ("best36 at batch 128, with random erasing, 40 epochs", "best36",
+                        [*B128, "--erase", "0.25", "--epochs", "40"]),
+                       ("best36 at batch 128, with random erasing, 60 epochs", "best36",
+                        [*B128, "--erase", "0.25", "--epochs", "60"]),
+                       ("best36 at batch 128, with random erasing, weight decay 0.05", "best36",
+                        [*B128, "--erase", "0.25", "--weight-decay", "0.05"]),
                    ], "best36 >= reference36 + 3.0 points"),
     "balanced47": ("localbalanced, 47 classes, its own test set", "localbalanced", [
         ("cnn3 (reference36 recipe)", "reference36", ["--classes", "", "--resplit", ""]),
@@ -87,18 +95,27 @@ def test_results(run_dir: Path) -> dict:
                                for t, p, n in confused_pairs(np.asarray(m["confusion_matrix"]), 12)]}
 
 
-def evaluate_runs(run_dirs: list[str], tta: bool) -> float:
-    """Test accuracy of a kept run with shift TTA, or of the ensemble of several runs (`emnist-cnn evaluate`)."""
-    proc = subprocess.run([sys.executable, "-m", "emnist_cnn", "evaluate", *run_dirs, *(["--tta"] if tta else [])],
-                          capture_output=True, text=True)  # TTA or several models: prints, writes nothing
-    if proc.returncode != 0:
-        raise SystemExit(f"emnist-cnn evaluate {' '.join(run_dirs)} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout)["accuracy"]
+def evaluate_runs(run_dirs: list[str], *options: str) -> float:
+    """Accuracy of kept runs by `emnist-cnn evaluate`: one run with shift TTA or on another part, or an ensemble."""
+    with tempfile.TemporaryDirectory() as tmp:  # --output: a single run's own metrics.json keeps its test results
+        out = Path(tmp) / "metrics.json"
+        proc = subprocess.run([sys.executable, "-m", "emnist_cnn", "evaluate", *run_dirs, *options, "--output", str(out)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"emnist-cnn evaluate {' '.join(run_dirs)} failed:\n{proc.stderr}")
+        return json.loads(out.read_text())["accuracy"]
+
+
+def has_val(run_dir: str) -> bool:
+    cfg = json.loads((Path(run_dir) / "config.json").read_text())
+    return bool(cfg["resplit"]) or cfg["val_fraction"] > 0
 
 
 def summary(runs: list[dict], ensemble: dict | None) -> dict:
     tta = [r["tta_accuracy"] for r in runs if "tta_accuracy" in r]
+    val = [r["val_accuracy"] for r in runs if "val_accuracy" in r]
     return {**({"tta_accuracy": mean_std(tta)} if len(tta) == len(runs) else {}),
+            **({"val_accuracy": mean_std(val)} if len(val) == len(runs) else {}),
             **({"ensemble": ensemble} if ensemble else {}),
             "accuracy": mean_std(r["accuracy"] for r in runs), "f1_macro": mean_std(r["f1_macro"] for r in runs),
             "train_minutes": mean_std(r["train_minutes"] for r in runs),
@@ -157,13 +174,17 @@ def main() -> None:
             for r in kept:
                 if "confused_pairs" not in r:
                     r.update(test_results(Path(r["run_dir"])))
+                # the validation images, which the best-* recipes never look at (they keep the last epoch): a
+                # second held-out check on the choices their search made by test accuracy
+                if "val_accuracy" not in r and has_val(r["run_dir"]):
+                    r["val_accuracy"] = evaluate_runs([r["run_dir"]], "--split", "val")
             if key.split("/")[1].startswith("best"):
                 for r in kept:
                     if "tta_accuracy" not in r:
-                        r["tta_accuracy"] = evaluate_runs([r["run_dir"]], tta=True)
+                        r["tta_accuracy"] = evaluate_runs([r["run_dir"]], "--tta")
                 seeds = sorted(r["seed"] for r in runs)
                 if len(kept) == len(runs) > 1 and ensembles.get(key, {}).get("seeds") != seeds:
-                    ensembles[key] = {"seeds": seeds, "accuracy": evaluate_runs([r["run_dir"] for r in kept], False)}
+                    ensembles[key] = {"seeds": seeds, "accuracy": evaluate_runs([r["run_dir"] for r in kept])}
     path = save()
     rows = []
     for comp, c in json.loads(path.read_text())["comparisons"].items():

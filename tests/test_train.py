@@ -87,6 +87,10 @@ def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
     assert main(["evaluate", str(run), "--split", "test"]) == 0
     summary = json.loads(capsys.readouterr().out.split("wrote")[0])
     assert summary["n"] == 60 and 0 <= summary["accuracy"] <= 1
+    test_metrics = (run / "metrics.json").read_text()
+    assert main(["evaluate", str(run), "--split", "val"]) == 0
+    summary = json.loads(capsys.readouterr().out)  # printed, and the run's test metrics are left as they were
+    assert summary["n"] == 48 and (run / "metrics.json").read_text() == test_metrics  # 20% of 240
 
 
 def test_unknown_preset_is_a_clear_error(capsys):

@@ -78,8 +78,9 @@ def cmd_evaluate(args) -> int:
     summary = {k: metrics[k] for k in ("n", "accuracy", "top5_accuracy", "precision_macro", "recall_macro",
                                        "f1_macro", "f1_weighted", "roc_auc_macro")}
     print(json.dumps(summary, indent=2))
+    # a run's metrics.json holds its own model's test results (the report reads them): nothing else replaces them
     out = Path(args.output) if args.output else (run_dir / "metrics.json" if len(loaded) == 1 and not args.tta
-                                                 and run_dir else None)
+                                                 and run_dir and args.split == "test" else None)
     if out is not None:
         write_json(out, metrics)
         print(f"wrote {out}")
@@ -232,7 +233,7 @@ def add_evaluate_parser(sub, name: str, help_text: str) -> None:
     e.add_argument("--precision", default="auto")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--tta", action="store_true", help="average over one-pixel shifts of each image")
-    e.add_argument("--output", help="metrics JSON path (default: RUN_DIR/metrics.json for a single run)")
+    e.add_argument("--output", help="metrics JSON path (default: RUN_DIR/metrics.json for one run on its test part)")
     e.set_defaults(func=cmd_evaluate)
 
 

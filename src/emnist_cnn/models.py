@@ -111,13 +111,24 @@ def fast_cnn_xs(num_classes: int, dropout: float = 0.0) -> nn.Module:
     return PlainCNN(features, 32 * 5 * 5, num_classes, dropout)
 
 
+def vgg_emnist_layers(widths) -> nn.Sequential:
+    """One conv at 28x28 (pooled to 14), two at 14x14, two at 7x7 (pooled to 3x3)."""
+    w1, w2, w3, w4, w5 = widths
+    return nn.Sequential(conv_bn(1, w1, pool=True), conv_bn(w1, w2), conv_bn(w2, w3, pool=True),
+                         conv_bn(w3, w4), conv_bn(w4, w5, pool=True))
+
+
 @register("vgg-emnist")
 def vgg_emnist(num_classes: int, dropout: float = 0.2) -> nn.Module:
-    """VGG-style with BatchNorm, sized for a CPU: one conv at 28x28 (pooled to 14), two at 14x14, two at 7x7, a
-    linear head on the 3x3 map. Twice fast-cnn's depth at 14x14 and 7x7, where handwriting's strokes are resolved."""
-    features = nn.Sequential(conv_bn(1, 32, pool=True), conv_bn(32, 64), conv_bn(64, 64, pool=True),
-                             conv_bn(64, 128), conv_bn(128, 128, pool=True))
-    return PlainCNN(features, 128 * 9, num_classes, dropout)
+    """VGG-style with BatchNorm, sized for a CPU: a linear head on the 3x3 map. Twice fast-cnn's depth at 14x14 and
+    7x7, where handwriting's strokes are resolved."""
+    return PlainCNN(vgg_emnist_layers((32, 64, 64, 128, 128)), 128 * 9, num_classes, dropout)
+
+
+@register("vgg-emnist-wide")
+def vgg_emnist_wide(num_classes: int, dropout: float = 0.2) -> nn.Module:
+    """vgg-emnist at 1.5x the width: 2.1x the parameters, half the training speed on a CPU."""
+    return PlainCNN(vgg_emnist_layers((48, 96, 96, 192, 192)), 192 * 9, num_classes, dropout)
 
 
 class BasicBlock(nn.Module):
