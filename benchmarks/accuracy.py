@@ -99,8 +99,8 @@ def evaluate_runs(run_dirs: list[str], *options: str) -> float:
     """Accuracy of kept runs by `emnist-cnn evaluate`: one run with shift TTA or on another part, or an ensemble."""
     with tempfile.TemporaryDirectory() as tmp:  # --output: a single run's own metrics.json keeps its test results
         out = Path(tmp) / "metrics.json"
-        proc = subprocess.run([sys.executable, "-m", "emnist_cnn", "evaluate", *run_dirs, *options, "--output", str(out)],
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "emnist_cnn", "evaluate", *run_dirs, *options,
+                               "--output", str(out)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"emnist-cnn evaluate {' '.join(run_dirs)} failed:\n{proc.stderr}")
         return json.loads(out.read_text())["accuracy"]
