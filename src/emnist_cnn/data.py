@@ -362,7 +362,8 @@ def build_dataset(split: str, data_dir: str | None = None, classes: str = "", re
         resplit = resplit or "0.8,0.1,0.1"
     else:
         s = load_split(split, data_dir, download)
-        names, train_x, train_y, test_x, test_y = s.classes, s.train_images, s.train_labels, s.test_images, s.test_labels
+        names, train_x, train_y = s.classes, s.train_images, s.train_labels
+        test_x, test_y = s.test_images, s.test_labels
     if classes:
         keep = parse_classes(classes, len(names))
         remap = np.full(len(names), -1, dtype=np.int64)

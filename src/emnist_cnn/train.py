@@ -186,7 +186,8 @@ def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, ep
 # ----------------------------------------------------------------------------------------------- transfer
 def init_from(cfg: Config, num_classes: int, log=print) -> tuple[Config, nn.Module]:
     """A model with the weights of cfg.init: its architecture and input normalisation; a head for a different
-    class count starts fresh. The first cfg.freeze convolutions (with the norm layers before the next one) stay fixed."""
+    class count starts fresh. The first cfg.freeze convolutions (with the norm layers before the next one) stay
+    fixed."""
     from .checkpoint import load_model
     source, meta = load_model(cfg.init)
     cfg = cfg.replace(model=meta["architecture"], normalize_mean=meta["normalize"]["mean"],
