@@ -96,19 +96,18 @@ def test_results(run_dir: Path) -> dict:
 
 
 def evaluate_runs(run_dirs: list[str], *options: str) -> float:
-    """Accuracy of kept runs by `emnist-cnn evaluate`: one run with shift TTA or on another part, or an ensemble."""
-    with tempfile.TemporaryDirectory() as tmp:  # --output: a single run's own metrics.json keeps its test results
-        out = Path(tmp) / "metrics.json"
-        proc = subprocess.run([sys.executable, "-m", "emnist_cnn", "evaluate", *run_dirs, *options,
-                               "--output", str(out)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"emnist-cnn evaluate {' '.join(run_dirs)} failed:\n{proc.stderr}")
-        return json.loads(out.read_text())["accuracy"]
+    """Accuracy of kept runs by `emnist-cnn evaluate`: one run with shift TTA or on its validation part, or an
+    ensemble. None of these write a file (only a single run on its test part updates its metrics.json)."""
+    proc = subprocess.run([sys.executable, "-m", "emnist_cnn", "evaluate", *run_dirs, *options],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"emnist-cnn evaluate {' '.join(run_dirs)} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout)["accuracy"]
 
 
-def has_val(run_dir: str) -> bool:
-    cfg = json.loads((Path(run_dir) / "config.json").read_text())
-    return bool(cfg["resplit"]) or cfg["val_fraction"] > 0
+def validation_images(run_dir: str) -> int:
+    """How many images the run held out for validation (model.json records the dataset it was cut into)."""
+    return json.loads((Path(run_dir) / "model.json").read_text())["dataset"].get("val", 0)
 
 
 def summary(runs: list[dict], ensemble: dict | None) -> dict:
@@ -176,7 +175,7 @@ def main() -> None:
                     r.update(test_results(Path(r["run_dir"])))
                 # the validation images, which the best-* recipes never look at (they keep the last epoch): a
                 # second held-out check on the choices their search made by test accuracy
-                if "val_accuracy" not in r and has_val(r["run_dir"]):
+                if "val_accuracy" not in r and validation_images(r["run_dir"]):
                     r["val_accuracy"] = evaluate_runs([r["run_dir"]], "--split", "val")
             if key.split("/")[1].startswith("best"):
                 for r in kept:
