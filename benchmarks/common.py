@@ -32,8 +32,30 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> list[str]:
+    """The flags that decide CPU speed here: fp32 vector width and native bf16 (AVX512-BF16, AMX)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def cpu_kind() -> str:
+    """A short name for results files: vendor plus the widest feature, e.g. amd-avx2, amd-avx512bf16, intel-amx.
+    The model name alone does not tell machines apart (a VM may call Zen 3 and Zen 5 both 'AMD EPYC')."""
+    name, flags = cpu_name().lower(), cpu_flags()
+    vendor = "amd" if "amd" in name else "intel" if "intel" in name else platform.machine()
+    feature = ("amx" if "amx_bf16" in flags else "avx512bf16" if "avx512_bf16" in flags
+               else "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "generic")
+    return f"{vendor}-{feature}"
+
+
 def machine() -> dict:
-    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {"cpu": cpu_name(), "cpu_kind": cpu_kind(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -3,6 +3,10 @@
 Same model (cnn3, the reference36 recipe), same data (localbalanced classes 0-35, pooled 70/20/10), same number of
 training images. Each measurement runs in its own subprocess, one after the other, so peak memory is its own.
 
+Beside the ratio to the baseline, every row says how close it runs to this machine's own limit: the roof is the
+GFLOP/s of a large matmul in that precision at the same thread count (measured here, each run), and a row's share
+is (model FLOPs per image, forward + backward as torch.utils.flop_counter counts them) x images/s / roof.
+
     python benchmarks/speed.py                 # one epoch of the 22,680 training images per measurement
     python benchmarks/speed.py --images 6400   # quicker
 """
@@ -18,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import setup_data_dir, table, write_results  # noqa: E402
+from common import cpu_kind, setup_data_dir, table, write_results  # noqa: E402
 
 DATASET = dict(split="localbalanced", classes="0-35", resplit="0.7,0.2,0.1")
 
@@ -69,6 +73,35 @@ def worker(spec: dict) -> dict:
             "eval_images_per_second": eval_ips, "setup_seconds": setup, "peak_rss_mb": peak_rss_mb()}
 
 
+def matmul_roof(precision: str, n: int = 2048, seconds: float = 2.0) -> float:
+    """GFLOP/s of an n x n matmul in this precision with torch's current thread count: the machine's own limit."""
+    import torch
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    for _ in range(3):
+        a @ b  # warm-up: oneDNN/MKL pick and prepare their kernels
+    best, end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def model_flops(num_classes: int = 36) -> dict:
+    """cnn3's FLOPs per image: forward (evaluation) and forward + backward (training)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from emnist_cnn.models import create_model
+    model, x = create_model("cnn3", num_classes), torch.randn(64, 1, 28, 28)
+    with FlopCounterMode(display=False) as forward:
+        model(x)
+    with FlopCounterMode(display=False) as both:
+        model(x).sum().backward()
+    return {"forward": forward.get_total_flops() / 64, "train": both.get_total_flops() / 64}
+
+
 def run_worker(spec: dict) -> dict:
     out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
     if out.returncode != 0:
@@ -101,17 +134,28 @@ def main() -> None:
         specs += [{"pipeline": "emnist-cnn", "batch": int(b), "images": args.images, "precision": prec}
                   for prec in precisions for b in args.batches.split(",")]
         results = [run_worker(s) for s in specs]
+    roof = {prec: matmul_roof(prec) for prec in precisions}  # after the workers: the same idle machine
+    flops = model_flops()
     base = results[0]
     for r in results:
         r.pop("folder", None)
         r["train_speedup"] = r["train_images_per_second"] / base["train_images_per_second"]
         r["eval_speedup"] = r["eval_images_per_second"] / base["eval_images_per_second"]
-    path = write_results("speed", {"dataset": DATASET, "model": "cnn3", "results": results,
-                                   "note": "bf16 measured only where the CPU has fast bf16 (AVX512-BF16/AMX)"})
+        r["train_roof_share"] = flops["train"] * r["train_images_per_second"] / 1e9 / roof[r["precision"]]
+        r["eval_roof_share"] = flops["forward"] * r["eval_images_per_second"] / 1e9 / roof[r["precision"]]
+    path = write_results(f"speed-{cpu_kind()}", {
+        "dataset": DATASET, "model": "cnn3", "flops_per_image": flops, "threads": torch.get_num_threads(),
+        "roof_gflops": roof, "results": results,
+        "note": "bf16 measured only where the CPU has fast bf16 (AVX512-BF16/AMX); roof = 2048x2048 matmul"})
     rows = [{"pipeline": r["pipeline"], "batch": r["batch"], "precision": r["precision"],
              "train img/s": f"{r['train_images_per_second']:.0f}", "train x": f"{r['train_speedup']:.1f}",
+             "train % roof": f"{100 * r['train_roof_share']:.0f}%",
              "eval img/s": f"{r['eval_images_per_second']:.0f}", "eval x": f"{r['eval_speedup']:.1f}",
+             "eval % roof": f"{100 * r['eval_roof_share']:.0f}%",
              "peak RSS MB": f"{r['peak_rss_mb']:.0f}"} for r in results]
+    print(f"roof ({torch.get_num_threads()} threads, 2048x2048 matmul): "
+          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in roof.items())
+          + f"; cnn3 {flops['forward'] / 1e6:.1f} MFLOP forward, {flops['train'] / 1e6:.1f} MFLOP per training image")
     print(table(rows, list(rows[0])))
     print(f"wrote {path}")
 

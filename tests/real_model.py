@@ -34,7 +34,8 @@ def digits_model_dir(data_dir: str) -> Path:
         write_idx(root / f"emnist-realdigits-{part}-labels-idx1-ubyte.gz", labels[:n])
     (root / "emnist-realdigits-mapping.txt").write_text("".join(f"{k} {ord('0') + k}\n" for k in range(10)))
     cfg = Config(split="realdigits", data_dir=str(root), model="cnn3", epochs=1, batch_size=64, lr=2e-3,
-                 scheduler="none", val_fraction=0.05, rotate=8.0, out_dir=str(root / "runs"), preset="test")
+                 scheduler="none", val_fraction=0.05, rotate=8.0, out_dir=str(root / "runs"), preset="test",
+                 device="cpu", precision="fp32")
     return train(cfg, progress=False, log=lambda *a: None)
 
 

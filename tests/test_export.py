@@ -95,7 +95,8 @@ def test_export_and_backend_errors(model_dir, tmp_path, capsys):
 def test_onnxruntime_parity_on_512_real_test_images(real_data_dir, tmp_path):
     # cnn3, one epoch on the digits of localbalanced (about 7,000 images): a real model, trained quickly.
     cfg = Config(split="localbalanced", classes="0-9", model="cnn3", epochs=1, batch_size=128, lr=2e-3,
-                 scheduler="none", val_fraction=0.0, out_dir=str(tmp_path / "runs"))
+                 scheduler="none", val_fraction=0.0, out_dir=str(tmp_path / "runs"), device="cpu",
+                 precision="fp32")
     run = train(cfg, progress=False, log=lambda *a: None)
     data = build_dataset("localbalanced", None, "0-9", val_fraction=0.0)
     images, labels = data.test[0][:512], data.test[1][:512]

@@ -98,7 +98,7 @@ def test_confused_pairs_largest_off_diagonal_first():
 def test_no_report_flag_and_report_command(synth_dir, tmp_path, capsys):
     assert Config().report  # training writes the report unless told not to
     out = tmp_path / "runs"
-    assert main(["train", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
+    assert main(["train", "--device", "cpu", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
                  "--epochs", "1", "--val-fraction", "0.2", "--out-dir", str(out), "--quiet",
                  "--no-report"]) == 0
     (run_dir,) = out.iterdir()
@@ -108,6 +108,8 @@ def test_no_report_flag_and_report_command(synth_dir, tmp_path, capsys):
     assert summary["split"] == "val" and summary["n"] == 48
     assert "features.0 (before its non-linearity): all 2 channels." in page  # tiny-cnn: 2 and 4 channels
     assert "features.3 (before its non-linearity): all 4 channels." in page
+    # the precision the run used is shown twice: as configured and as resolved in the Environment table
+    assert page.count("<tr><th>precision</th><td>fp32</td></tr>") == 2
 
 
 def test_bad_input_is_a_clear_error(run, tmp_path, capsys):

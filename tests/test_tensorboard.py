@@ -12,7 +12,7 @@ from test_train import read_rows, small_config
 
 def test_tensorboard_event_file_reads_back(synth_dir, tmp_path):
     out = tmp_path / "runs"
-    assert main(["train", "--split", "synth", "--data-dir", str(synth_dir), "--model", "tiny-cnn", "--epochs", "2",
+    assert main(["train", "--device", "cpu", "--split", "synth", "--data-dir", str(synth_dir), "--model", "tiny-cnn", "--epochs", "2",
                  "--val-fraction", "0.25", "--out-dir", str(out), "--tensorboard", "--quiet"]) == 0
     (run,) = out.iterdir()
     assert list(run.glob("events.out.tfevents.*"))

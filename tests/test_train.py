@@ -16,7 +16,8 @@ from emnist_cnn.models import create_model, list_models
 def small_config(synth_dir, tmp_path, **kw):
     base = dict(split="synth", data_dir=str(synth_dir), model="cnn3", epochs=3, batch_size=32, lr=2e-3,
                 scheduler="step", step_size=2, rotate=10.0, val_fraction=0.25, out_dir=str(tmp_path / "runs"),
-                eval_batch_size=64, preset="test", report=False)
+                eval_batch_size=64, preset="test", report=False,
+                device="cpu", precision="fp32")  # what the tests compare must not depend on the CPU
     return Config(**{**base, **kw})
 
 
@@ -75,7 +76,7 @@ def test_resume_after_kill_matches_uninterrupted_run(synth_dir, tmp_path, monkey
 
 def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
     out = tmp_path / "runs"
-    rc = main(["train", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
+    rc = main(["train", "--device", "cpu", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
                "--epochs", "2", "--lr", "0.005", "--val-fraction", "0.2", "--out-dir", str(out), "--quiet",
                "--no-report"])
     assert rc == 0
@@ -94,7 +95,7 @@ def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
 
 
 def test_unknown_preset_is_a_clear_error(capsys):
-    assert main(["train", "--preset", "nope"]) == 2
+    assert main(["train", "--device", "cpu", "--preset", "nope"]) == 2
     assert "unknown preset 'nope'; available: best-balanced, best-bymerge, " in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown config field"):
         get_preset("reference36").replace(lr_typo=1)
@@ -168,7 +169,7 @@ def test_init_fine_tunes_a_model_on_an_image_folder_with_new_classes(synth_dir, 
         (folder / name).mkdir(parents=True)
         for i, img in enumerate(class_images(np.full(12, k + 2), rng)):
             Image.fromarray(255 - img).resize((40, 40)).save(folder / name / f"{i}.png")  # dark on light, 40x40
-    assert main(["train", "--init", str(source), "--freeze", "1", "--data-dir", str(folder), "--epochs", "2",
+    assert main(["train", "--device", "cpu", "--init", str(source), "--freeze", "1", "--data-dir", str(folder), "--epochs", "2",
                  "--out-dir", str(tmp_path / "tuned"), "--quiet", "--no-report"]) == 0
     (tuned,) = (tmp_path / "tuned").iterdir()
     meta = json.loads((tuned / "model.json").read_text())
@@ -220,3 +221,24 @@ def test_seeds_share_one_split_and_ensembles_refuse_members_of_different_splits(
     assert "different splits" in capsys.readouterr().err
     monkeypatch.undo()
     assert main(["ensemble", *map(str, same)]) == 0
+
+
+def test_bf16_autocast_trains_and_its_loss_falls(synth_dir, tmp_path):
+    # Runs on every CPU: where bf16 is not native it is emulated (slower, same arithmetic), so the outcome does not
+    # depend on the instruction set.
+    cfg = small_config(synth_dir, tmp_path, model="fast-cnn-xs", precision="bf16", epochs=4, lr=5e-3, rotate=0.0)
+    run = train_mod.train(cfg, progress=False, log=lambda *a: None)
+    rows = read_rows(run)
+    assert json.loads((run / "config.json").read_text())["_environment"]["precision"] == "bf16"
+    assert rows[-1]["train_loss"] < 0.5 * rows[0]["train_loss"]
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0.9  # 6 learnable classes
+
+
+def test_precision_auto_resolves_to_what_the_hardware_offers(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_mod, "has_fast_bf16", lambda device: True)
+    assert train_mod.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(train_mod, "has_fast_bf16", lambda device: False)
+    assert train_mod.resolve_precision("auto", cpu) == "fp32"
+    assert train_mod.resolve_precision("bf16", cpu) == "bf16"  # explicit wins, fast or not
+    assert Config().precision == "fp32"  # the default does not depend on the machine

@@ -44,7 +44,7 @@ class Config:
     interpolation: str = "bilinear"  # resampling of augmented images: bilinear | nearest
     # --- execution ---
     device: str = "auto"             # auto = cuda, then mps, then cpu
-    precision: str = "auto"          # fp32 | bf16 | auto (bf16 where the hardware has fast bf16)
+    precision: str = "fp32"          # fp32 | bf16 (autocast) | auto (bf16 where the hardware has fast bf16)
     channels_last: bool = True       # memory format for conv layers
     compile: bool = False            # torch.compile the model
     eval_batch_size: int = 256       # large enough to amortise overhead, small enough to stay in cache

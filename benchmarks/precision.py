@@ -1,0 +1,59 @@
+"""fp32 against bf16 autocast: the reference36 recipe, N seeds each, test accuracy and training time per precision.
+
+This is the measurement behind the `--precision` default. Each run is `emnist-cnn train` as a user runs it; the
+results file is named after the CPU kind, since what bf16 costs depends on it (native on AMX and AVX512-BF16,
+emulated and much slower on AVX2).
+
+    python benchmarks/precision.py                  # reference36 on localbalanced, seeds 0-2, fp32 and bf16
+    python benchmarks/precision.py --seeds 1 --epochs 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_kind, mean_std, setup_data_dir, table, train_cli, write_results  # noqa: E402
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="reference36")
+    p.add_argument("--split", default="localbalanced")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=float, default=None, help="override the preset's epochs (a quicker check)")
+    args = p.parse_args()
+    setup_data_dir()
+    extra = ["--epochs", str(args.epochs)] if args.epochs else []
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for precision in PRECISIONS:
+            runs = []
+            for seed in range(args.seeds):
+                run_dir, wall = train_cli(["--preset", args.preset, "--split", args.split, "--seed", str(seed),
+                                           "--precision", precision, "--device", "cpu", *extra], tmp)
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+                rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+                recorded = json.loads((run_dir / "config.json").read_text())["precision"]
+                runs.append({"seed": seed, "test_accuracy": metrics["accuracy"], "wall_seconds": wall,
+                             "train_seconds": sum(r["train_seconds"] for r in rows), "recorded_precision": recorded})
+                print(f"{precision} seed {seed}: {metrics['accuracy']:.4f} in {wall:.0f} s", flush=True)
+            results.append({"precision": precision, "runs": runs,
+                            "test_accuracy": mean_std(r["test_accuracy"] for r in runs),
+                            "train_seconds": mean_std(r["train_seconds"] for r in runs)})
+    path = write_results(f"precision-{cpu_kind()}", {"preset": args.preset, "split": args.split,
+                                                    "epochs": args.epochs, "results": results})
+    rows = [{"precision": r["precision"], "seeds": len(r["runs"]),
+             "test accuracy": f"{r['test_accuracy']['mean']:.4f} ± {r['test_accuracy']['std']:.4f}",
+             "training s": f"{r['train_seconds']['mean']:.0f} ± {r['train_seconds']['std']:.0f}"} for r in results]
+    print(table(rows, list(rows[0]), markdown=True))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
