@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -86,7 +85,7 @@ def train_run(preset: str, split: str, extra: list[str], seed: int, out_dir: str
 
 def test_results(run_dir: Path) -> dict:
     """From a run's metrics.json: accuracy, macro F1, errors, per-class recall and the most frequent confusions."""
-    from emnist_cnn.report import confused_pairs
+    from emnist_cnn.evaluation.report import confused_pairs
     m = json.loads((run_dir / "metrics.json").read_text())
     classes = [c["class"] for c in m["per_class"]]
     return {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "errors": round(m["n"] * (1 - m["accuracy"])),
@@ -95,14 +94,11 @@ def test_results(run_dir: Path) -> dict:
                                for t, p, n in confused_pairs(np.asarray(m["confusion_matrix"]), 12)]}
 
 
-def evaluate_runs(run_dirs: list[str], *options: str) -> float:
-    """Accuracy of kept runs by `emnist-cnn evaluate`: one run with shift TTA or on its validation part, or an
-    ensemble. None of these write a file (only a single run on its test part updates its metrics.json)."""
-    proc = subprocess.run([sys.executable, "-m", "emnist_cnn", "evaluate", *run_dirs, *options],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"emnist-cnn evaluate {' '.join(run_dirs)} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout)["accuracy"]
+def evaluate_runs(run_dirs: list[str], part: str = "test", tta: bool = False) -> float:
+    """Accuracy of kept runs by evaluate_models (what `emnist-cnn evaluate` computes): one run with shift TTA or
+    on its validation part, or an ensemble. It writes no file."""
+    from emnist_cnn import evaluate_models
+    return evaluate_models(run_dirs, part, tta=tta, device="cpu")["accuracy"]
 
 
 def validation_images(run_dir: str) -> int:
@@ -176,11 +172,11 @@ def main() -> None:
                 # the validation images, which the best-* recipes never look at (they keep the last epoch): a
                 # second held-out check on the choices their search made by test accuracy
                 if "val_accuracy" not in r and validation_images(r["run_dir"]):
-                    r["val_accuracy"] = evaluate_runs([r["run_dir"]], "--split", "val")
+                    r["val_accuracy"] = evaluate_runs([r["run_dir"]], "val")
             if key.split("/")[1].startswith("best"):
                 for r in kept:
                     if "tta_accuracy" not in r:
-                        r["tta_accuracy"] = evaluate_runs([r["run_dir"]], "--tta")
+                        r["tta_accuracy"] = evaluate_runs([r["run_dir"]], tta=True)
                 seeds = sorted(r["seed"] for r in runs)
                 if len(kept) == len(runs) > 1 and ensembles.get(key, {}).get("seeds") != seeds:
                     ensembles[key] = {"seeds": seeds, "accuracy": evaluate_runs([r["run_dir"] for r in kept])}

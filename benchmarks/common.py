@@ -1,7 +1,6 @@
 """Shared bits of the benchmark scripts: machine description, a printed table, JSON results."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -13,6 +12,9 @@ from pathlib import Path
 
 import torch
 
+from emnist_cnn.files import write_json
+from emnist_cnn.runtime import cpu_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DATA = "../shared/data/emnist:../shared/data/emnist-local"
 
@@ -20,16 +22,6 @@ DEFAULT_DATA = "../shared/data/emnist:../shared/data/emnist-local"
 def setup_data_dir() -> str:
     os.environ.setdefault("EMNIST_DATA_DIR", DEFAULT_DATA)
     return os.environ["EMNIST_DATA_DIR"]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> list[str]:
@@ -55,7 +47,8 @@ def cpu_kind() -> str:
 
 
 def machine() -> dict:
-    info = {"cpu": cpu_name(), "cpu_kind": cpu_kind(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {"cpu": cpu_name(), "cpu_kind": cpu_kind(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -95,7 +88,5 @@ def write_results(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     payload = {"benchmark": name, "command": " ".join([Path(sys.executable).name] + sys.argv),
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), **payload}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, payload)
     return path

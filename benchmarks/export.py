@@ -15,16 +15,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import setup_data_dir, table, write_results  # noqa: E402
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import setup_data_dir, table, write_results  # noqa: E402
 
-from emnist_cnn.checkpoint import load_model, resolve_model_dir  # noqa: E402
 from emnist_cnn.config import Config  # noqa: E402
-from emnist_cnn.data import build_dataset  # noqa: E402
-from emnist_cnn.evaluate import to_input  # noqa: E402
-from emnist_cnn.export import OnnxBackend, export_onnx  # noqa: E402
+from emnist_cnn.data import (
+    build_dataset,  # noqa: E402
+    to_input,  # noqa: E402
+)
+from emnist_cnn.models import load_model, resolve_model_dir  # noqa: E402
+from emnist_cnn.recognition.onnx import OnnxBackend, export_onnx  # noqa: E402
 
 
 def timed(fn, x, repeats: int) -> list[float]:

@@ -19,10 +19,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table, write_results  # noqa: E402
 
-from emnist_cnn.checkpoint import save_model  # noqa: E402
-from emnist_cnn.evaluate import predict_logits  # noqa: E402
-from emnist_cnn.models import create_model  # noqa: E402
-from emnist_cnn.recognize import Recognizer  # noqa: E402
+from emnist_cnn.evaluation import predict_logits  # noqa: E402
+from emnist_cnn.models import (
+    create_model,  # noqa: E402
+    save_model,  # noqa: E402
+)
+from emnist_cnn.recognition import Recognizer  # noqa: E402
 
 
 def handwritten_png(path: Path, rng: np.random.Generator) -> Path:

@@ -21,9 +21,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import setup_data_dir, table, write_results  # noqa: E402
 
-from emnist_cnn import preprocess  # noqa: E402
-from emnist_cnn.data import load_split  # noqa: E402
-from emnist_cnn.recognize import DEFAULT_MODEL, Recognizer  # noqa: E402
+from emnist_cnn.data import (
+    load_split,  # noqa: E402
+    preprocess,  # noqa: E402
+)
+from emnist_cnn.models.pretrained import DEFAULT as DEFAULT_MODEL  # noqa: E402
+from emnist_cnn.recognition import Recognizer  # noqa: E402
 
 
 def write_scans(images: np.ndarray, folder: Path, rng: np.random.Generator) -> list[Path]:

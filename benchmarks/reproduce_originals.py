@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import setup_data_dir, table, write_results  # noqa: E402
 
+from emnist_cnn import train  # noqa: E402
 from emnist_cnn.config import get_preset  # noqa: E402
-from emnist_cnn.train import train  # noqa: E402
 
 ORIGINAL = {"reference36": 0.908, "reference-digits": 0.9775}  # the original projects' test accuracy, official data
 

@@ -50,8 +50,10 @@ def worker(spec: dict) -> dict:
                 "peak_rss_mb": peak_rss_mb()}
 
     from emnist_cnn.data import build_dataset
-    from emnist_cnn.evaluate import evaluate
-    from emnist_cnn.train import make_optimizer, resolve_precision, train_one_epoch
+    from emnist_cnn.evaluation import evaluate
+    from emnist_cnn.runtime import resolve_precision
+    from emnist_cnn.training.loop import train_one_epoch
+    from emnist_cnn.training.optim import make_optimizer
     device = torch.device("cpu")
     precision = resolve_precision(spec["precision"], device)
     data = build_dataset(**DATASET)
@@ -120,10 +122,11 @@ def main() -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
 
-    from emnist_cnn.data import build_dataset
-    from emnist_cnn.train import has_fast_bf16
     import torch
     from baseline_pipeline import write_png_folder
+
+    from emnist_cnn.data import build_dataset
+    from emnist_cnn.runtime import has_fast_bf16
     data = build_dataset(**DATASET)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -19,11 +19,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mean_std, setup_data_dir, table, write_results  # noqa: E402
 
-from emnist_cnn.checkpoint import load_model  # noqa: E402
+from emnist_cnn import train  # noqa: E402
 from emnist_cnn.config import Config  # noqa: E402
 from emnist_cnn.data import build_dataset  # noqa: E402
-from emnist_cnn.evaluate import evaluate  # noqa: E402
-from emnist_cnn.train import train  # noqa: E402
+from emnist_cnn.evaluation import evaluate  # noqa: E402
+from emnist_cnn.models import load_model  # noqa: E402
 
 SOURCE = "emnist-cnn/digits"
 # model: the source's architecture, so that both arms train the same network

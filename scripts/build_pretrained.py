@@ -1,4 +1,4 @@
-"""Train, evaluate and package the pretrained recognisers shipped in src/emnist_cnn/pretrained/.
+"""Train, evaluate and package the pretrained recognisers shipped in src/emnist_cnn/models/pretrained/.
 
     python scripts/build_pretrained.py                      # both: train, evaluate, package
     python scripts/build_pretrained.py digits               # one
@@ -6,7 +6,8 @@
                                                             # (e.g. one kept by benchmarks/accuracy.py --keep)
 
 Each model comes from the `emnist-cnn train` command recorded here (and in its model.json), is evaluated by
-`emnist-cnn evaluate` on its test split, and only model.safetensors + model.json are copied into the package.
+evaluate_models (what `emnist-cnn evaluate` computes) on its test part, and only model.safetensors + model.json are
+copied into the package.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PRETRAINED = ROOT / "src" / "emnist_cnn" / "pretrained"
+PRETRAINED = ROOT / "src" / "emnist_cnn" / "models" / "pretrained"
 
 RECIPES = {
     # bymerge47: the default recogniser (digits, uppercase, the 11 lowercase letters EMNIST keeps apart)
@@ -59,16 +60,16 @@ def build(name: str, from_run: str | None = None) -> None:
             train_args = ["train", *shlex.split(RECIPES[name]), "--seed", str(SEED), "--out-dir", tmp, "--quiet",
                           "--no-report"]
             run_dir = Path(emnist_cnn(*train_args).strip().splitlines()[-1].split(": ", 1)[1])
-        metrics = json.loads(emnist_cnn("evaluate", str(run_dir), "--split", "test").split("wrote")[0])
+        from emnist_cnn.evaluation import evaluate_models, summary
+        from emnist_cnn.files import write_json
+        metrics = summary(evaluate_models([run_dir], "test", device="cpu"))
         meta = json.loads((run_dir / "model.json").read_text())
         meta.update(name=f"emnist-cnn/{name}", test_accuracy=metrics["accuracy"], test_metrics=metrics,
                     command=f"emnist-cnn train {RECIPES[name]} --seed {SEED}")
         target = PRETRAINED / name
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(run_dir / "model.safetensors", target / "model.safetensors")
-        tmp_json = target / "model.json.tmp"
-        tmp_json.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp_json, target / "model.json")
+        write_json(target / "model.json", meta)
     print(f"emnist-cnn/{name}: test accuracy {metrics['accuracy']:.4f} on {metrics['n']} images -> {target}")
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-import emnist_cnn.train as train_mod
+import emnist_cnn.training.loop as train_mod
 from emnist_cnn.cli import main
 
 real_epoch = train_mod.train_one_epoch

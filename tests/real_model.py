@@ -13,16 +13,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from conftest import write_idx
+from helpers import write_idx
 
 N_TRAIN, N_TEST = 16_000, 2_000
 
 
 @functools.lru_cache(maxsize=None)
 def digits_model_dir(data_dir: str) -> Path:
-    from emnist_cnn.data import load_split
-    from emnist_cnn.train import train
+    from emnist_cnn import train
     from emnist_cnn.config import Config
+    from emnist_cnn.data import load_split
     if os.environ.get("EMNIST_CNN_TEST_DIGITS_MODEL"):
         return Path(os.environ["EMNIST_CNN_TEST_DIGITS_MODEL"])
     root = Path(tempfile.mkdtemp(prefix="emnist-cnn-realdigits-"))
@@ -33,7 +33,7 @@ def digits_model_dir(data_dir: str) -> Path:
         write_idx(root / f"emnist-realdigits-{part}-images-idx3-ubyte.gz", images[:n].transpose(0, 2, 1))
         write_idx(root / f"emnist-realdigits-{part}-labels-idx1-ubyte.gz", labels[:n])
     (root / "emnist-realdigits-mapping.txt").write_text("".join(f"{k} {ord('0') + k}\n" for k in range(10)))
-    cfg = Config(split="realdigits", data_dir=str(root), model="cnn3", epochs=1, batch_size=64, lr=2e-3,
+    cfg = Config(split="realdigits", data_dir=str(root), architecture="cnn3", epochs=1, batch_size=64, lr=2e-3,
                  scheduler="none", val_fraction=0.05, rotate=8.0, out_dir=str(root / "runs"), preset="test",
                  device="cpu", precision="fp32")
     return train(cfg, progress=False, log=lambda *a: None)

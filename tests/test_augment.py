@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from emnist_cnn.augment import random_affine, random_erase
+from emnist_cnn.data.augment import random_affine, random_erase
 
 
 def dot(n=64, size=28, at=(14, 14)):

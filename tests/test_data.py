@@ -4,11 +4,13 @@ import os
 
 import numpy as np
 import pytest
-from conftest import class_images, make_split, write_idx
+from helpers import class_images, make_split, write_idx
 from PIL import Image
 
-from emnist_cnn.data import (DataError, build_dataset, load_folder, load_split, parse_classes, read_idx,
-                             stratified_split)
+from emnist_cnn.data import build_dataset, load_folder, load_split
+from emnist_cnn.data.datasets import parse_classes, stratified_split
+from emnist_cnn.data.files import read_idx
+from emnist_cnn.errors import DataError
 
 
 def test_loads_gz_upright_with_classes(synth_dir):

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import read_rows, small_config
 from safetensors.torch import load_file
 
 import emnist_cnn
-import emnist_cnn.train as train_mod
-from test_train import read_rows, small_config
+import emnist_cnn.training.loop as train_mod
 
 HERE = Path(__file__).resolve().parent
 # No dropout and no augmentation: the deterministic path, where DDP must reproduce one process exactly.
 # 180 training images in global batches of 25: the last batch (5) splits unevenly, 3 + 2.
-DETERMINISTIC = dict(model="tiny-cnn", rotate=0.0, epochs=3, batch_size=25, lr=5e-3, channels_last=False)
+DETERMINISTIC = dict(architecture="tiny-cnn", rotate=0.0, epochs=3, batch_size=25, lr=5e-3, channels_last=False)
 
 
 def free_port() -> int:
@@ -38,7 +38,7 @@ def torchrun(program: list[str], *, env: dict | None = None, timeout: float = 18
 
 
 def cli_args(cfg) -> list[str]:
-    flags = {"split": cfg.split, "data-dir": cfg.data_dir, "model": cfg.model, "epochs": cfg.epochs,
+    flags = {"split": cfg.split, "data-dir": cfg.data_dir, "architecture": cfg.architecture, "epochs": cfg.epochs,
              "batch-size": cfg.batch_size, "lr": cfg.lr, "scheduler": cfg.scheduler, "step-size": cfg.step_size,
              "rotate": cfg.rotate, "val-fraction": cfg.val_fraction, "eval-batch-size": cfg.eval_batch_size,
              "out-dir": cfg.out_dir, "device": cfg.device, "precision": cfg.precision}

@@ -6,11 +6,11 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from helpers import make_split
 
-from emnist_cnn.data import DataError, load_split
-from emnist_cnn.download import fetch_official
-
-from conftest import make_split
+from emnist_cnn.data import load_split
+from emnist_cnn.data.download import fetch_official
+from emnist_cnn.errors import DataError
 
 
 def synthetic_archive(tmp_path):

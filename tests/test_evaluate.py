@@ -1,9 +1,7 @@
-import math
-
 import pytest
 import torch
 
-from emnist_cnn.evaluate import metrics_from_logits
+from emnist_cnn.evaluation import metrics_from_logits
 
 
 def test_metrics_on_known_logits():
@@ -16,7 +14,10 @@ def test_metrics_on_known_logits():
     per = {r["class"]: r for r in m["per_class"]}
     assert per["b"]["precision"] == pytest.approx(2 / 3) and per["b"]["recall"] == 1.0
     assert per["a"]["support"] == 2
-    assert 0 < m["roc_auc_macro"] <= 1 and not math.isnan(m["roc_auc_macro"])
+    # by hand: class a's positives score e3/(e3+2) and 1/(e3+2); the second ties with three negatives (half each) and
+    # loses to [3, 0, 1]: (4 + 1.5) / 8. Class b: 2 positives above 3 negatives, 2 ties: (6 + 1) / 8. Class c: 1.
+    assert [r["roc_auc"] for r in m["per_class"]] == pytest.approx([5.5 / 8, 7 / 8, 1.0])
+    assert m["roc_auc_macro"] == pytest.approx((5.5 / 8 + 7 / 8 + 1.0) / 3)
 
 
 def test_roc_auc_uses_probabilities_not_hard_predictions():

@@ -3,16 +3,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from helpers import small_config
 
-from emnist_cnn.checkpoint import ModelFileError, load_model, save_model
+from emnist_cnn import train
 from emnist_cnn.cli import main
 from emnist_cnn.config import Config
-from emnist_cnn.data import DataError, build_dataset
-from emnist_cnn.evaluate import to_input
-from emnist_cnn.export import OnnxBackend, export_onnx
-from emnist_cnn.models import create_model
-from emnist_cnn.train import train
-from test_train import small_config
+from emnist_cnn.data import build_dataset, to_input
+from emnist_cnn.errors import DataError, ModelFileError
+from emnist_cnn.models import create_model, load_model, save_model
+from emnist_cnn.recognition.onnx import OnnxBackend, export_onnx
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ def torch_logits(directory, x: torch.Tensor) -> np.ndarray:
 
 
 def test_cli_export_has_dynamic_batch_metadata_and_matches_pytorch(model_dir, capsys):
-    assert main(["export", str(model_dir), "--format", "onnx", "--opset", "17"]) == 0
+    assert main(["export", str(model_dir), "--opset", "17"]) == 0
     path = model_dir / "model.onnx"
     assert f"wrote {path}" in capsys.readouterr().out
     proto = onnx.load(path)
@@ -92,9 +91,10 @@ def test_export_and_backend_errors(model_dir, tmp_path, capsys):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_onnxruntime_parity_on_512_real_test_images(real_data_dir, tmp_path):
     # cnn3, one epoch on the digits of localbalanced (about 7,000 images): a real model, trained quickly.
-    cfg = Config(split="localbalanced", classes="0-9", model="cnn3", epochs=1, batch_size=128, lr=2e-3,
+    cfg = Config(split="localbalanced", classes="0-9", architecture="cnn3", epochs=1, batch_size=128, lr=2e-3,
                  scheduler="none", val_fraction=0.0, out_dir=str(tmp_path / "runs"), device="cpu",
                  precision="fp32")
     run = train(cfg, progress=False, log=lambda *a: None)
@@ -121,8 +121,8 @@ def test_onnxruntime_parity_on_512_real_test_images(real_data_dir, tmp_path):
 def test_server_with_onnxruntime_backend_answers_like_pytorch(model_dir):
     from fastapi.testclient import TestClient
 
-    from emnist_cnn.recognize import Recognizer
-    from emnist_cnn.serve import create_app
+    from emnist_cnn.recognition import Recognizer
+    from emnist_cnn.serving.app import create_app
     export_onnx(model_dir, model_dir / "model.onnx")
     pixels = np.zeros((28, 28), dtype=int)
     pixels[4:24, 12:16] = 255  # a vertical stroke

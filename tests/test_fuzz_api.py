@@ -6,16 +6,17 @@ import tempfile
 from pathlib import Path
 
 import schemathesis
+from helpers import random_model_dir
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
-from emnist_cnn.recognize import Recognizer
-from emnist_cnn.serve import create_app
-
-from test_recognize import random_model_dir
-
+from emnist_cnn.recognition import Recognizer
+from emnist_cnn.serving.app import create_app
 
 # Built at collection time: schemathesis parametrizes the test from the schema (a tiny untrained model suffices).
 MODEL_ROOT = Path(tempfile.mkdtemp(prefix="emnist-cnn-fuzz-"))

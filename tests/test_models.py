@@ -2,7 +2,14 @@
 import pytest
 import torch
 
-from emnist_cnn.models import count_parameters, create_model, list_models
+from emnist_cnn.errors import ConfigError
+from emnist_cnn.models import EmnistModel, count_parameters, create_model, list_models, register
+
+# Parameters at 10 and 47 classes; the README's model table quotes the 47-class column (and cnn3 at 36: 425,380).
+PARAMETERS = {"cnn3": (422_026, 426_799), "tiny-cnn": (1_138, 4_875), "fast-cnn": (104_426, 147_087),
+              "fast-cnn-s": (29_178, 50_527), "fast-cnn-xs": (13_114, 42_751), "vgg-emnist": (289_130, 331_791),
+              "vgg-emnist-wide": (641_050, 705_023), "resnet-emnist": (1_505_258, 1_514_767),
+              "resnet18": (11_175_370, 11_194_351)}
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -20,7 +27,44 @@ def test_every_model(name, num_classes):
     with torch.no_grad():
         a, b = model(x), model(x)
     assert torch.equal(a, b)  # eval mode is deterministic (no dropout)
-    assert 0 < count_parameters(model) < 30_000_000
+    assert count_parameters(model) == PARAMETERS[name][[10, 47].index(num_classes)]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_keeps_the_contract(name):
+    torch.manual_seed(0)
+    model = create_model(name, 10).eval()
+    assert isinstance(model, EmnistModel) and isinstance(model.classifier[-1], torch.nn.Linear)
+    x = torch.randn(2, 1, 28, 28)
+    features = model.forward_features(x)
+    assert torch.equal(model.classifier(features), model(x))
+    # Grad-CAM explains a layer on the main path with a spatial map, never a projection shortcut
+    target = model.get_submodule(model.gradcam_layer)
+    assert "shortcut" not in model.gradcam_layer
+    seen = {}
+    target.register_forward_hook(lambda _m, _i, out: seen.setdefault("out", out))
+    model(x)
+    assert seen["out"].ndim == 4 and seen["out"].shape[0] == 2
+    model.reset_classifier(3)
+    assert model(x).shape == (2, 3) and torch.equal(model.forward_features(x), features)
+    model.freeze_stages(1)
+    first, rest = model.stages()[0], model.stages()[1:]
+    assert all(not p.requires_grad for m in first for p in m.parameters())
+    assert all(p.requires_grad for stage in rest for m in stage for p in m.parameters())
+    with pytest.raises(ConfigError, match="feature stages"):
+        model.freeze_stages(len(model.stages()) + 1)
+
+
+def test_resnet_gradcam_target_is_the_last_block_not_its_shortcut():
+    model = create_model("resnet-emnist", 10)
+    assert model.gradcam_layer == "features.4"  # stem + 1 + 2 + 1 blocks; features.4.shortcut.0 is a 1x1 conv
+    assert type(model.get_submodule(model.gradcam_layer)).__name__ == "BasicBlock"
+
+
+def test_the_registry_refuses_a_name_registered_twice():
+    with pytest.raises(ValueError, match="model name 'cnn3' is registered twice"):
+        register("cnn3")(lambda num_classes: None)
+    assert "cnn3" in list_models()
 
 
 def test_cnn3_is_the_original_network():
@@ -33,5 +77,5 @@ def test_tiny_cnn_is_the_described_network():
 
 
 def test_unknown_model():
-    with pytest.raises(ValueError, match="unknown model 'nope'; available: .*cnn3"):
+    with pytest.raises(ConfigError, match="unknown model 'nope'; available: .*cnn3"):
         create_model("nope", 10)

@@ -3,36 +3,19 @@ import io
 
 import numpy as np
 import pytest
+from helpers import SEVEN, draw, png
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from emnist_cnn import preprocess
-from emnist_cnn.preprocess import BlankImage, ImageTooLarge, UndecodableImage, UnsupportedImage, to_emnist
+from emnist_cnn.data import preprocess
+from emnist_cnn.data.preprocess import BlankImage, ImageTooLarge, UndecodableImage, UnsupportedImage, to_emnist
 
 # A "character" is a few strokes in unit coordinates (0-1 in both directions).
 strokes_st = st.lists(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=2, max_size=4),
                       min_size=1, max_size=3)
-SEVEN = [[(0.1, 0.05), (0.9, 0.05), (0.35, 1.0)]]
 
 
-def draw(strokes, size=100, canvas=(280, 280), at=(90, 90), ink=0, paper=255, mode="L"):
-    """Render strokes scaled to size pixels with a pen of size/10, top-left corner at `at`."""
-    img = Image.new(mode, canvas, paper)
-    d = ImageDraw.Draw(img)
-    width = max(2, round(size / 10))
-    for s in strokes:
-        pts = [(at[0] + x * size, at[1] + y * size) for x, y in s]
-        d.line(pts, fill=ink, width=width, joint="curve")
-        for p in pts:  # round caps
-            d.ellipse([p[0] - width / 2, p[1] - width / 2, p[0] + width / 2, p[1] + width / 2], fill=ink)
-    return img
-
-
-def png(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def spread(strokes) -> float:

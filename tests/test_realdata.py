@@ -2,12 +2,12 @@
 import json
 
 import numpy as np
-import torch
 import pytest
+import torch
 
+from emnist_cnn import train
 from emnist_cnn.config import get_preset
 from emnist_cnn.data import build_dataset, load_split
-from emnist_cnn.train import train
 
 pytestmark = pytest.mark.realdata
 
@@ -50,6 +50,7 @@ def test_local_balanced36_resplit(real_data_dir):
     assert (len(d.train[1]), len(d.val[1]), len(d.test[1])) == (22_680, 6_480, 3_240)  # 900 per class
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_local_digits(real_data_dir, tmp_path):
     cfg = get_preset("reference-digits").replace(split="localdigits", epochs=1, out_dir=str(tmp_path),
                                                      report=False)
@@ -61,9 +62,8 @@ def test_tiny_model_learns_local_digits(real_data_dir, tmp_path):
 @pytest.mark.parametrize("name, split, floor", [("emnist-cnn/digits", "localdigits", 0.995),
                                                 ("emnist-cnn/bymerge47", "localbymerge", 0.89)])
 def test_shipped_pretrained_models(real_data_dir, name, split, floor):
-    from emnist_cnn import pretrained
-    from emnist_cnn.checkpoint import load_model
-    from emnist_cnn.evaluate import evaluate
+    from emnist_cnn.evaluation import evaluate
+    from emnist_cnn.models import load_model, pretrained
     model, meta = load_model(name)
     assert meta["command"].startswith("emnist-cnn train ") and meta["dataset"]["name"] == split
     s = load_split(split, real_data_dir, download=False, parts=("test",))

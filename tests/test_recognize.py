@@ -4,42 +4,21 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import SEVEN, draw, line_image, png, random_model_dir
 from PIL import Image
 
-from emnist_cnn import preprocess
-from emnist_cnn.checkpoint import ModelFileError, save_model
 from emnist_cnn.cli import main
-from emnist_cnn.models import create_model
-from emnist_cnn.recognize import DEFAULT_MODEL, Recognizer, TorchBackend
-from emnist_cnn.segment import segment
-
-from test_preprocess import SEVEN, draw, png
-
-
-def random_model_dir(path, classes="abcdef"):
-    """A real (untrained) tiny-cnn saved as a model directory: fast, and exercises the loading path."""
-    torch.manual_seed(0)
-    path.mkdir(parents=True, exist_ok=True)
-    save_model(path, create_model("tiny-cnn", num_classes=len(classes)),
-               {"architecture": "tiny-cnn", "classes": list(classes), "normalize": {"mean": 0.5, "std": 0.5}})
-    return path
+from emnist_cnn.data import preprocess
+from emnist_cnn.errors import ModelFileError
+from emnist_cnn.models.pretrained import DEFAULT as DEFAULT_MODEL
+from emnist_cnn.recognition import Recognizer, TorchBackend
+from emnist_cnn.recognition.segment import segment
 
 
 @pytest.fixture
 def recognizer(tmp_path):
     return Recognizer.load(random_model_dir(tmp_path / "model"))
 
-
-def line_image(glyphs, gap=40, size=100, extra=None):
-    """Glyphs (stroke lists) side by side on white paper, `gap` pixels apart; extra(draw, x) adds marks."""
-    img = Image.new("L", (len(glyphs) * (size + gap) + 60, size + 80), 255)
-    x = 30
-    for g in glyphs:
-        left, right = min(p[0] for s in g for p in s), max(p[0] for s in g for p in s)
-        ink = draw(g, size=size, canvas=(size + 40, size + 40), at=(20 - left * size, 20))
-        img.paste(ink, (x - 20, 20), mask=Image.eval(ink, lambda v: 255 - v))  # glyph ink only
-        x += round((right - left) * size) + size // 10 + gap  # the next glyph starts `gap` after this one's ink
-    return img
 
 
 def test_predict_is_topk_of_softmax(recognizer, tmp_path):

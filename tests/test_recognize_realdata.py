@@ -3,17 +3,15 @@ import io
 
 import numpy as np
 import pytest
+from helpers import draw, line_image, png
 from PIL import Image
+from real_model import DIGITS, digits_model_dir
 
 from emnist_cnn.data import load_split
-from emnist_cnn.recognize import Recognizer
-from emnist_cnn.serve import create_app
+from emnist_cnn.recognition import Recognizer
+from emnist_cnn.serving.app import create_app
 
-from real_model import DIGITS, digits_model_dir
-from test_preprocess import draw, png
-from test_recognize import line_image
-
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # the real model they share trains first
 
 
 @pytest.fixture

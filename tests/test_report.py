@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_split
+from helpers import make_split, small_config
 from PIL import Image
-from test_train import small_config
 
+from emnist_cnn import train
 from emnist_cnn.cli import main
 from emnist_cnn.config import Config
 from emnist_cnn.data import Dataset
-from emnist_cnn.report import ReportError, calibration, confused_pairs, write_report
-from emnist_cnn.train import train
+from emnist_cnn.evaluation.report import ReportError, calibration, confused_pairs, write_report
 
 SECTIONS = ["data", "training", "results", "confusion", "roc", "calibration", "errors", "network"]
 ALWAYS = ["class_distribution", "pixel_intensity", "samples", "training", "confusion_counts", "confusion_normalized",
@@ -28,13 +27,15 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A 2-epoch cnn3 run on synthetic data; train() writes its report (report=True is the default)."""
+    """A 2-epoch cnn3 run on synthetic data and its report (what `emnist-cnn train` writes after training)."""
     root = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMNIST_CNN_CACHE", str(root / "cache"))
         mp.delenv("EMNIST_DATA_DIR", raising=False)
         cfg = small_config(make_split(root / "data"), root, epochs=2, report=True)
-        return train(cfg, progress=False, log=lambda *a: None)
+        run_dir = train(cfg, progress=False, log=lambda *a: None)
+        write_report(run_dir, log=lambda *a: None)
+        return run_dir
 
 
 def read(run_dir):

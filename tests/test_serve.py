@@ -5,14 +5,12 @@ import io
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from helpers import SEVEN, draw, line_image, png, random_model_dir
 from PIL import Image
 
-from emnist_cnn import preprocess
-from emnist_cnn.recognize import Recognizer
-from emnist_cnn.serve import create_app
-
-from test_preprocess import SEVEN, draw, png
-from test_recognize import line_image, random_model_dir
+from emnist_cnn.data import preprocess
+from emnist_cnn.recognition import Recognizer
+from emnist_cnn.serving.app import create_app
 
 LIMIT = 200_000
 
@@ -250,7 +248,7 @@ def test_a_request_cancelled_while_queued_does_not_stall_the_others(recognizer):
     """A client that goes away leaves a cancelled future in a batch; the rest of the batch is still answered."""
     import asyncio
 
-    from emnist_cnn.serve import Batcher
+    from emnist_cnn.serving.app import Batcher
     forms = [preprocess.to_emnist(png(draw([[(0, 0), (1, i / 10)]]))) for i in range(4)]
 
     async def run():

@@ -3,16 +3,16 @@ import json
 import sys
 
 import pytest
+from helpers import read_rows, small_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import emnist_cnn.train as train_mod
+import emnist_cnn.training.loop as train_mod
 from emnist_cnn.cli import main
-from test_train import read_rows, small_config
 
 
 def test_tensorboard_event_file_reads_back(synth_dir, tmp_path):
     out = tmp_path / "runs"
-    assert main(["train", "--device", "cpu", "--split", "synth", "--data-dir", str(synth_dir), "--model", "tiny-cnn", "--epochs", "2",
+    assert main(["train", "--device", "cpu", "--split", "synth", "--data-dir", str(synth_dir), "--architecture", "tiny-cnn", "--epochs", "2",
                  "--val-fraction", "0.25", "--out-dir", str(out), "--tensorboard", "--quiet"]) == 0
     (run,) = out.iterdir()
     assert list(run.glob("events.out.tfevents.*"))
@@ -36,7 +36,7 @@ def test_tensorboard_event_file_reads_back(synth_dir, tmp_path):
 
 
 def test_tensorboard_off_by_default_and_missing_package_is_a_clear_error(synth_dir, tmp_path, monkeypatch):
-    run = train_mod.train(small_config(synth_dir, tmp_path, epochs=1, model="tiny-cnn"), progress=False,
+    run = train_mod.train(small_config(synth_dir, tmp_path, epochs=1, architecture="tiny-cnn"), progress=False,
                           log=lambda *a: None)
     assert not list(run.glob("events.out.tfevents.*"))
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed

@@ -2,31 +2,18 @@ import json
 
 import pytest
 import torch
+from helpers import read_rows, small_config, without_timings
 from safetensors.torch import load_file
 
-import emnist_cnn.train as train_mod
-from emnist_cnn.checkpoint import ModelFileError, load_model
+import emnist_cnn.training.loop as train_mod
+from emnist_cnn import runtime
 from emnist_cnn.cli import main
 from emnist_cnn.config import PRESETS, Config, get_preset
 from emnist_cnn.data import build_dataset
-from emnist_cnn.evaluate import evaluate
-from emnist_cnn.models import create_model, list_models
-
-
-def small_config(synth_dir, tmp_path, **kw):
-    base = dict(split="synth", data_dir=str(synth_dir), model="cnn3", epochs=3, batch_size=32, lr=2e-3,
-                scheduler="step", step_size=2, rotate=10.0, val_fraction=0.25, out_dir=str(tmp_path / "runs"),
-                eval_batch_size=64, preset="test", report=False,
-                device="cpu", precision="fp32")  # what the tests compare must not depend on the CPU
-    return Config(**{**base, **kw})
-
-
-def without_timings(rows):
-    return [{k: v for k, v in r.items() if "second" not in k} for r in rows]
-
-
-def read_rows(run_dir):
-    return [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+from emnist_cnn.errors import ModelFileError
+from emnist_cnn.evaluation import evaluate
+from emnist_cnn.models import create_model, list_models, load_model
+from emnist_cnn.training.optim import lr_factor
 
 
 def test_train_checkpoint_load_evaluate_round_trip(synth_dir, tmp_path):
@@ -36,7 +23,7 @@ def test_train_checkpoint_load_evaluate_round_trip(synth_dir, tmp_path):
         assert (run / name).is_file(), name
     assert len(read_rows(run)) == 3
     config = json.loads((run / "config.json").read_text())
-    assert config["model"] == "cnn3" and config["_environment"]["git_revision"]
+    assert config["architecture"] == "cnn3" and config["_environment"]["git_revision"]
     meta = json.loads((run / "model.json").read_text())
     assert meta["classes"] == list("abcdef") and meta["normalize"] == {"mean": 0.5, "std": 0.5}
     assert meta["architecture"] == "cnn3" and "upright" in meta["input"]
@@ -83,13 +70,14 @@ def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
     (run,) = out.iterdir()
     assert run.name.startswith("reference-digits-")
     cfg = json.loads((run / "config.json").read_text())
-    assert (cfg["epochs"], cfg["lr"], cfg["model"], cfg["batch_size"]) == (2, 0.005, "tiny-cnn", 32)
+    assert (cfg["epochs"], cfg["lr"], cfg["architecture"], cfg["batch_size"]) == (2, 0.005, "tiny-cnn", 32)
     capsys.readouterr()
-    assert main(["evaluate", str(run), "--split", "test"]) == 0
+    trained = json.loads((run / "metrics.json").read_text())
+    assert main(["evaluate", str(run), "--part", "test"]) == 0
     summary = json.loads(capsys.readouterr().out.split("wrote")[0])
-    assert summary["n"] == 60 and 0 <= summary["accuracy"] <= 1
+    assert summary["n"] == 60 and summary["accuracy"] == trained["accuracy"]  # the kept model, evaluated again
     test_metrics = (run / "metrics.json").read_text()
-    assert main(["evaluate", str(run), "--split", "val"]) == 0
+    assert main(["evaluate", str(run), "--part", "val"]) == 0
     summary = json.loads(capsys.readouterr().out)  # printed, and the run's test metrics are left as they were
     assert summary["n"] == 48 and (run / "metrics.json").read_text() == test_metrics  # 20% of 240
 
@@ -103,18 +91,18 @@ def test_unknown_preset_is_a_clear_error(capsys):
 
 def test_reference_presets_pin_the_original_recipes():
     r = get_preset("reference36")
-    assert (r.split, r.classes, r.resplit, r.model, r.epochs, r.batch_size, r.optimizer, r.lr) == \
+    assert (r.split, r.classes, r.resplit, r.architecture, r.epochs, r.batch_size, r.optimizer, r.lr) == \
         ("balanced", "0-35", "0.7,0.2,0.1", "cnn3", 20, 64, "adam", 1e-3)
     assert (r.scheduler, r.step_size, r.gamma, r.rotate, r.dropout, r.normalize_mean, r.normalize_std) == \
         ("step", 5, 0.1, 10.0, 0.5, 0.5, 0.5)
     d = get_preset("reference-digits")
-    assert (d.split, d.model, d.epochs, d.batch_size, d.lr, d.normalize_mean, d.normalize_std) == \
+    assert (d.split, d.architecture, d.epochs, d.batch_size, d.lr, d.normalize_mean, d.normalize_std) == \
         ("digits", "tiny-cnn", 3, 32, 1e-2, 0.0, 1.0)
 
 
 def test_step_schedule_equals_steplr_per_epoch():
     cfg = Config(scheduler="step", step_size=5, gamma=0.1, epochs=20)
-    factors = [train_mod.lr_factor(cfg, epoch * 10, 10) for epoch in range(20)]
+    factors = [lr_factor(cfg, epoch * 10, 10) for epoch in range(20)]
     assert factors == pytest.approx([1.0] * 5 + [0.1] * 5 + [0.01] * 5 + [0.001] * 5)
 
 
@@ -131,17 +119,17 @@ def test_load_model_errors(tmp_path):
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_is_runnable_config(name):
     cfg = get_preset(name)
-    assert cfg.preset == name and cfg.model in list_models()
-    create_model(cfg.model, 10, dropout=cfg.dropout)
+    assert cfg.preset == name and cfg.architecture in list_models()
+    create_model(cfg.architecture, 10, dropout=cfg.dropout)
     total = cfg.epochs * 10
     for step in (0, total // 2, total - 1):
-        assert 0 < train_mod.lr_factor(cfg, step, 10) <= 1.0
+        assert 0 < lr_factor(cfg, step, 10) <= 1.0
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
 def test_warmup_schedules_rise_then_fall_to_near_zero(scheduler):
     cfg = Config(scheduler=scheduler, epochs=10, warmup_epochs=1)
-    f = [train_mod.lr_factor(cfg, s, 10) for s in range(100)]
+    f = [lr_factor(cfg, s, 10) for s in range(100)]
     peak = max(range(100), key=f.__getitem__)
     assert 0 < peak < 50 and f[peak] == pytest.approx(1.0, abs=0.05) and f[-1] < 0.01
     assert all(a <= b + 1e-12 for a, b in zip(f[:peak], f[1:peak + 1]))
@@ -158,10 +146,9 @@ def test_val_every(synth_dir, tmp_path):
 
 def test_init_fine_tunes_a_model_on_an_image_folder_with_new_classes(synth_dir, tmp_path):
     import numpy as np
+    from helpers import class_images
     from PIL import Image
-
-    from conftest import class_images
-    source = train_mod.train(small_config(synth_dir, tmp_path, model="fast-cnn-s", epochs=1, rotate=0.0),
+    source = train_mod.train(small_config(synth_dir, tmp_path, architecture="fast-cnn-s", epochs=1, rotate=0.0),
                              progress=False, log=lambda *a: None)
     folder = tmp_path / "mine"
     rng = np.random.default_rng(0)
@@ -182,7 +169,7 @@ def test_init_fine_tunes_a_model_on_an_image_folder_with_new_classes(synth_dir, 
 
 
 def test_ensemble_and_tta(synth_dir, tmp_path, capsys):
-    from emnist_cnn.ensemble import Ensemble, ShiftTTA
+    from emnist_cnn.evaluation import Ensemble, ShiftTTA
     runs = [train_mod.train(small_config(synth_dir, tmp_path, seed=seed, epochs=2), progress=False,
                             log=lambda *a: None) for seed in (0, 1)]
     model, meta = load_model(runs[0])
@@ -203,7 +190,7 @@ def test_ensemble_and_tta(synth_dir, tmp_path, capsys):
 
 def test_seeds_share_one_split_and_ensembles_refuse_members_of_different_splits(synth_dir, tmp_path, monkeypatch,
                                                                                  capsys):
-    import emnist_cnn.data as data_mod
+    import emnist_cnn.data.datasets as data_mod
 
     def run(seed):
         cfg = small_config(synth_dir, tmp_path, seed=seed, epochs=1, resplit="0.6,0.2,0.2",
@@ -226,7 +213,7 @@ def test_seeds_share_one_split_and_ensembles_refuse_members_of_different_splits(
 def test_bf16_autocast_trains_and_its_loss_falls(synth_dir, tmp_path):
     # Runs on every CPU: where bf16 is not native it is emulated (slower, same arithmetic), so the outcome does not
     # depend on the instruction set.
-    cfg = small_config(synth_dir, tmp_path, model="fast-cnn-xs", precision="bf16", epochs=4, lr=5e-3, rotate=0.0)
+    cfg = small_config(synth_dir, tmp_path, architecture="fast-cnn-xs", precision="bf16", epochs=4, lr=5e-3, rotate=0.0)
     run = train_mod.train(cfg, progress=False, log=lambda *a: None)
     rows = read_rows(run)
     assert json.loads((run / "config.json").read_text())["_environment"]["precision"] == "bf16"
@@ -236,9 +223,9 @@ def test_bf16_autocast_trains_and_its_loss_falls(synth_dir, tmp_path):
 
 def test_precision_auto_resolves_to_what_the_hardware_offers(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train_mod, "has_fast_bf16", lambda device: True)
-    assert train_mod.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(train_mod, "has_fast_bf16", lambda device: False)
-    assert train_mod.resolve_precision("auto", cpu) == "fp32"
-    assert train_mod.resolve_precision("bf16", cpu) == "bf16"  # explicit wins, fast or not
+    monkeypatch.setattr(runtime, "has_fast_bf16", lambda device: True)
+    assert runtime.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(runtime, "has_fast_bf16", lambda device: False)
+    assert runtime.resolve_precision("auto", cpu) == "fp32"
+    assert runtime.resolve_precision("bf16", cpu) == "bf16"  # explicit wins, fast or not
     assert Config().precision == "fp32"  # the default does not depend on the machine

@@ -9,13 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from emnist_cnn.recognize import Recognizer
-from emnist_cnn.serve import create_app
-
 from real_model import DIGITS, digits_model_dir
 
-pytestmark = pytest.mark.realdata
+from emnist_cnn.recognition import Recognizer
+from emnist_cnn.serving.app import create_app
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # the real model they share trains first
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -97,8 +96,7 @@ def test_draw_digits_and_see_them_recognised(server_url, page):
 
 def test_upload_and_blank_canvas_messages(server_url, page, tmp_path):
     from playwright.sync_api import expect
-
-    from test_preprocess import draw
+    from helpers import draw
     page.goto(server_url)
     draw(DIGITS["7"], size=120, canvas=(200, 180), at=(40, 30)).save(tmp_path / "seven.png")
     page.set_input_files("#upload", str(tmp_path / "seven.png"))

@@ -1,86 +1,117 @@
-"""`emnist-cnn` command line: a thin layer over the Python API."""
+"""`emnist-cnn` command line: a thin layer over the Python API, with one name per concept.
+
+    --split NAME     the dataset (EMNIST split, local corpus or "folder")   --part train|val|test  a part of it
+    --architecture   what `train` builds                                     --model                a trained model
+    --out-dir        a directory to write into                               --output / -o          a file to write
+    --device, --precision, --top-k, --eval-batch-size: the same meaning wherever they appear.
+Old spellings keep working for one release and say what to use instead.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
-from .config import PRESETS, Config, get_preset
-from .pretrained import DEFAULT as DEFAULT_MODEL
+from .config import CHOICES, PRESETS, Config, field_comments, get_preset
+from .errors import ConfigError, EmnistCnnError
+from .models.pretrained import DEFAULT as DEFAULT_MODEL
+
+PARTS = ("train", "val", "test")
 
 
+def deprecated(old: str, new: str) -> None:
+    print(f"warning: {old} is deprecated and will be removed in the next release; use {new}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------- train
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Every Config field becomes --field-name; only the ones given override the preset."""
+    """Every Config field becomes --field-name, its help the field's comment; only the flags given override the
+    starting config (the preset, a recorded config, or the defaults)."""
+    comments = field_comments()
+    group = parser.add_argument_group("configuration (each a Config field; the default shown is Config's own)")
     for f in fields(Config):
         if f.name == "preset":
             continue  # --preset NAME selects the starting config instead
         flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        text = f"{comments.get(f.name, '')} (default: {default!r})".replace("%", "%%")
         if f.type in ("bool", bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper())
+            group.add_argument(flag, dest=f.name, type=kind, default=None, choices=CHOICES.get(f.name),
+                               metavar=None if f.name in CHOICES else f.name.upper(), help=text)
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    overrides = {f.name: getattr(args, f.name) for f in fields(Config)
+                 if f.name != "preset" and getattr(args, f.name) is not None}
+    if args.model is not None:
+        deprecated("train --model", "--architecture")
+        overrides.setdefault("architecture", args.model)
+    return overrides
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    from .data import is_image_folder
-    cfg = get_preset(args.preset) if args.preset else Config()
-    overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
-    if "split" not in overrides and is_image_folder(overrides.get("data_dir")):
-        overrides["split"] = "folder"
-    return cfg.replace(**overrides)
+    if args.preset and args.config:
+        raise ConfigError("--preset and --config both name a starting configuration: give one")
+    cfg = get_preset(args.preset) if args.preset else Config.from_json(args.config) if args.config else Config()
+    return cfg.replace(**config_overrides(args))
 
 
 def cmd_train(args) -> int:
-    from .train import train
+    from .evaluation import write_report
+    from .training import train
     if args.resume:
+        given = sorted(config_overrides(args)) + (["preset"] if args.preset else []) + \
+            (["config"] if args.config else [])
+        if given:
+            raise ConfigError(f"--resume continues {args.resume} as recorded in its config.json, so it takes no "
+                              f"--{', --'.join(g.replace('_', '-') for g in given)}; to train again with changes, "
+                              f"start a new run: emnist-cnn train --config {Path(args.resume) / 'config.json'} ...")
         run_dir = train(Config(), resume=args.resume, progress=not args.quiet)
     else:
         run_dir = train(config_from_args(args), progress=not args.quiet)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the job
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks (and writes the report) for the job
+        if Config.from_json(run_dir / "config.json").report:
+            write_report(run_dir, log=print if not args.quiet else (lambda *a: None))
         print(f"run directory: {run_dir}")
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- evaluate, report
+def part_from_args(args) -> str:
+    """--part, or the old meaning of --split (train/val/test) in evaluate and report."""
+    if args.split in PARTS:
+        deprecated(f"--split {args.split} (the part)", f"--part {args.split}")
+        args.part, args.split = args.split, None
+    return args.part or "test"
+
+
 def cmd_evaluate(args) -> int:
-    """Evaluate one model, or the ensemble of several (mean probability), optionally with shift TTA."""
-    from .checkpoint import load_model, write_json
-    from .data import build_dataset
-    from .ensemble import Ensemble, ShiftTTA, check_members
-    from .evaluate import evaluate
-    from .train import resolve_device, resolve_precision
-    device = resolve_device(args.device)
-    loaded = [load_model(m, device) for m in args.model]
-    check_members([meta for _, meta in loaded])
-    classes = loaded[0][1]["classes"]
-    run_dir = next((Path(m) for m in args.model if (Path(m) / "config.json").is_file()), None)
-    cfg = Config.from_json(run_dir / "config.json") if run_dir else Config(val_fraction=0.0)
-    cfg = cfg.replace(**{k: v for k, v in (("split", args.split_name), ("data_dir", args.data_dir),
-                                           ("classes", args.classes)) if v is not None})
-    data = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction)
-    if data.classes != classes:
-        raise ValueError(f"the data's classes {''.join(data.classes)!r} differ from the model's "
-                         f"{''.join(classes)!r}")
-    part = {"train": data.train, "val": data.val, "test": data.test}[args.split]
-    if part is None:
-        raise ValueError(f"dataset {data.name} has no {args.split} part")
-    if len(loaded) == 1 and not args.tta:
-        model, (mean, std) = loaded[0][0], (loaded[0][1]["normalize"]["mean"], loaded[0][1]["normalize"]["std"])
-    else:  # the wrappers normalise inside, per member: feed them pixels in [0,1]
-        model = Ensemble([(m, meta["normalize"]["mean"], meta["normalize"]["std"]) for m, meta in loaded])
-        model, mean, std = (ShiftTTA(model) if args.tta else model), 0.0, 1.0
-    metrics = evaluate(model, *part, data.classes, mean=mean, std=std, device=device,
-                       precision=resolve_precision(args.precision, device), batch_size=args.batch_size)
-    metrics.update(split=args.split, models=[str(m) for m in args.model], tta=args.tta)
-    summary = {k: metrics[k] for k in ("n", "accuracy", "top5_accuracy", "precision_macro", "recall_macro",
-                                       "f1_macro", "f1_weighted", "roc_auc_macro")}
-    print(json.dumps(summary, indent=2))
+    from .evaluation import evaluate_models, summary
+    from .files import write_json
+    if args.command == "ensemble":
+        deprecated("emnist-cnn ensemble", "emnist-cnn evaluate MODEL1 MODEL2 ... (several models: their ensemble)")
+    if args.data is not None:
+        deprecated("--data", "--split")
+        args.split = args.split or args.data
+    if args.batch_size is not None:
+        deprecated("evaluate --batch-size", "--eval-batch-size")
+        args.eval_batch_size = args.batch_size
+    part = part_from_args(args)
+    metrics = evaluate_models(args.model, part, tta=args.tta, split=args.split, data_dir=args.data_dir,
+                              classes=args.classes, device=args.device, precision=args.precision,
+                              eval_batch_size=args.eval_batch_size)
+    print(json.dumps(summary(metrics), indent=2))
     # a run's metrics.json holds its own model's test results (the report reads them): nothing else replaces them
-    out = Path(args.output) if args.output else (run_dir / "metrics.json" if len(loaded) == 1 and not args.tta
-                                                 and run_dir and args.split == "test" else None)
+    run_dir = Path(args.model[0])
+    own_test = (len(args.model) == 1 and not args.tta and part == "test" and (run_dir / "config.json").is_file()
+                and (args.split, args.data_dir, args.classes) == (None, None, None))
+    out = Path(args.output) if args.output else (run_dir / "metrics.json" if own_test else None)
     if out is not None:
         write_json(out, metrics)
         print(f"wrote {out}")
@@ -88,47 +119,76 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
-    write_report(args.run_dir, args.split, device=args.device)
+    from .evaluation import write_report
+    write_report(args.run_dir, part_from_args(args) if (args.part or args.split) else None, device=args.device)
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- data
 def cmd_data_info(args) -> int:
-    import numpy as np
-
-    from .data import build_dataset, search_dirs, split_files
-    data = build_dataset(args.split, args.data_dir, args.classes or "", args.resplit or "", args.val_fraction,
-                         download=False)
-    info = data.describe()
-    if args.split != "folder":
-        from .data import ALIASES
-        source = ALIASES.get(args.split, (args.split,))[0]
-        info["files"] = {k: str(v) for k, v in split_files(source, search_dirs(args.data_dir)).items()}
-    counts = {}
-    for part in ("train", "val", "test"):
-        tensors = getattr(data, part)
-        if tensors is not None:
-            c = np.bincount(tensors[1].numpy(), minlength=len(data.classes))
-            counts[part] = {data.classes[i]: int(n) for i, n in enumerate(c)}
-    info["per_class"] = counts
+    from .data import ALIASES, build_dataset, is_image_folder, load_split, search_dirs
+    from .data.files import file_names, part_files, split_files
+    source = ALIASES.get(args.split, (args.split,))[0]
+    missing, files = [], {}
+    if args.split != "folder" and not is_image_folder(args.data_dir):
+        found = part_files(source, search_dirs(args.data_dir))
+        files = {f"{part}_{kind}" if part != "mapping" else "mapping": path
+                 for part, kinds in found.items() for kind, path in kinds.items()}
+        names = file_names(source)
+        missing = [names[k] for k, path in files.items() if path is None]
+        present = tuple(part for part in ("train", "test") if all(found[part].values()))
+        if found["mapping"]["mapping"] is None or not present:
+            split_files(source, search_dirs(args.data_dir))  # raises the error that names what is missing where
+    if not missing:
+        data = build_dataset(args.split, args.data_dir, args.classes or "", args.resplit or "", args.val_fraction,
+                             download=False)
+        info, tensors = data.describe(), {"train": data.train, "val": data.val, "test": data.test}
+    else:  # some parts are missing: describe the parts that are there, as stored
+        split = load_split(source, args.data_dir, download=False, parts=present)
+        import torch
+        tensors = {part: (None if getattr(split, f"{part}_labels") is None else
+                          (None, torch.from_numpy(getattr(split, f"{part}_labels"))))
+                   for part in ("train", "test")}
+        info = {"name": source, "num_classes": len(split.classes), "classes": "".join(split.classes),
+                **{part: (0 if t is None else len(t[1])) for part, t in tensors.items()}, "val": 0}
+        classes_list = split.classes
+    classes_list = data.classes if not missing else classes_list
+    info["files"] = {k: str(v) for k, v in files.items() if v is not None}
+    info["missing"] = missing
+    info["per_class"] = per_class_counts(tensors, classes_list)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{info['name']}: {info['num_classes']} classes, train {info['train']:,}, val {info['val']:,}, "
           f"test {info['test']:,}")
     print(f"classes: {info['classes']}")
-    for k, v in info.get("files", {}).items():
+    for k, v in info["files"].items():
         print(f"  {k:13s} {v}")
+    for name in missing:
+        print(f"  missing       {name}")
+    counts = info["per_class"]
     print("per class (" + "/".join(counts) + "):")
-    for i, ch in enumerate(data.classes):
+    for ch in classes_list:
         print(f"  {ch!r:5s} " + " / ".join(str(counts[p][ch]) for p in counts))
     return 0
 
 
+def per_class_counts(tensors: dict, classes: list[str]) -> dict:
+    import numpy as np
+    counts = {}
+    for part, t in tensors.items():
+        if t is not None:
+            c = np.bincount(t[1].numpy(), minlength=len(classes))
+            counts[part] = {classes[i]: int(n) for i, n in enumerate(c)}
+    return counts
+
+
 def cmd_data_fetch(args) -> int:
     from .data import cache_dir, load_split
-    from .download import fetch_official
-    dest = Path(args.dest) if args.dest else cache_dir()
+    from .data.download import fetch_official
+    if args.dest:
+        deprecated("data fetch --dest", "--out-dir")
+    dest = Path(args.out_dir or args.dest) if (args.out_dir or args.dest) else cache_dir()
     files = fetch_official(dest, url=args.url)
     print(f"{len(files)} verified files in {dest}")
     if args.split:
@@ -137,9 +197,9 @@ def cmd_data_fetch(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- models, export
 def cmd_models(args) -> int:
-    from . import pretrained
-    from .models import list_models
+    from .models import list_models, pretrained
     print("architectures: " + ", ".join(list_models()))
     print("presets: " + ", ".join(sorted(PRESETS)))
     shipped = pretrained.describe()
@@ -152,15 +212,16 @@ def cmd_models(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_onnx
+    from .recognition.onnx import export_onnx
     print(f"wrote {export_onnx(args.model, args.output, opset=args.opset, quantize=args.quantize)}")
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- recognition
 def recognise_each(args, recognise, line, as_json) -> int:
     """Run recognise(path) on every image; an unusable image is reported and the others still run."""
-    from .preprocess import ImageError
-    from .recognize import image_files
+    from .errors import ImageError
+    from .recognition import image_files
     results, failed = {}, 0
     for path in image_files(args.images):
         try:
@@ -177,8 +238,8 @@ def recognise_each(args, recognise, line, as_json) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .recognize import Recognizer
-    recognizer = Recognizer.load(args.model)
+    from .recognition import Recognizer
+    recognizer = Recognizer.load(args.model, device=args.device)
     return recognise_each(args, lambda p: recognizer.predict(p, args.top_k),
                           lambda top: "  ".join(f"{c} {q:.3f}" for c, q in top),
                           lambda top: [{"character": c, "probability": q} for c, q in top])
@@ -187,80 +248,91 @@ def cmd_predict(args) -> int:
 def cmd_read(args) -> int:
     from dataclasses import asdict
 
-    from .recognize import Recognizer
-    recognizer = Recognizer.load(args.model)
-    return recognise_each(args, lambda p: recognizer.read(p, top_k=3),
+    from .recognition import Recognizer
+    recognizer = Recognizer.load(args.model, device=args.device)
+    return recognise_each(args, lambda p: recognizer.read(p, top_k=args.top_k),
                           lambda r: r.text + "  (" + " ".join(f"{c.character}:{c.confidence:.2f}"
                                                               for c in r.characters) + ")",
                           asdict)
 
 
 def cmd_serve(args) -> int:
-    from .serve import serve
-    serve(args.model or [DEFAULT_MODEL], host=args.host, port=args.port, backend=args.backend)
+    from .serving.app import serve
+    serve(args.model or [DEFAULT_MODEL], host=args.host, port=args.port, backend=args.backend, device=args.device)
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- the parser
 def add_recognize_commands(sub) -> None:
-    from .recognize import BACKENDS
+    from .recognition import BACKENDS
     for name, func, text in (("predict", cmd_predict, "top-k characters for images of single characters"),
                              ("read", cmd_read, "read the separated characters written in images")):
-        c = sub.add_parser(name, help=text)
+        c = sub.add_parser(name, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         c.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
-        c.add_argument("--model", default=DEFAULT_MODEL, help=f"run directory, model directory or pretrained "
-                                                              f"name (default {DEFAULT_MODEL})")
-        if name == "predict":
-            c.add_argument("--top-k", type=int, default=5)
-        c.add_argument("--json", action="store_true")
+        c.add_argument("--model", default=DEFAULT_MODEL, help="run directory, model directory or pretrained name")
+        c.add_argument("--top-k", type=int, default=5, help="how many candidates per character")
+        c.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+        c.add_argument("--json", action="store_true", help="print JSON")
         c.set_defaults(func=func)
-    s = sub.add_parser("serve", help="web app with a drawing canvas, and the REST API")
+    s = sub.add_parser("serve", help="web app with a drawing canvas, and the REST API",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--model", action="append", help=f"repeat to serve several; the first is the default "
                                                      f"(default {DEFAULT_MODEL})")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--backend", default="torch", choices=sorted(BACKENDS))
+    s.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     s.set_defaults(func=cmd_serve)
 
 
-def add_evaluate_parser(sub, name: str, help_text: str) -> None:
-    e = sub.add_parser(name, help=help_text)
-    e.add_argument("model", nargs="+", help="run directories, model directories or pretrained names")
-    e.add_argument("--split", default="test", choices=["train", "val", "test"], help="which part")
-    e.add_argument("--data", dest="split_name", help="dataset (default: the run's own)")
-    e.add_argument("--data-dir")
-    e.add_argument("--classes")
+def add_evaluate_parser(sub, name: str, help_text: str, hidden: bool = False) -> None:
+    e = sub.add_parser(name, help=help_text if not hidden else argparse.SUPPRESS,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("model", nargs="+", help="run directories, model directories or pretrained names (several: "
+                                            "their ensemble, the mean of their probabilities)")
+    e.add_argument("--part", choices=PARTS, help="which part of the dataset (default: test)")
+    e.add_argument("--split", help="the dataset (default: the one the first model was trained on)")
+    e.add_argument("--data-dir", help="directories to search for it")
+    e.add_argument("--classes", help="class subset, as in training")
     e.add_argument("--device", default="auto")
-    e.add_argument("--precision", default="auto")
-    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--precision", default="fp32", choices=CHOICES["precision"])
+    e.add_argument("--eval-batch-size", type=int, default=256)
     e.add_argument("--tta", action="store_true", help="average over one-pixel shifts of each image")
-    e.add_argument("--output", help="metrics JSON path (default: RUN_DIR/metrics.json for one run on its test part)")
+    e.add_argument("-o", "--output", help="metrics JSON file (default: RUN_DIR/metrics.json for one run on its "
+                                          "own test part)")
+    e.add_argument("--data", help=argparse.SUPPRESS)                  # deprecated: --split
+    e.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)  # deprecated: --eval-batch-size
     e.set_defaults(func=cmd_evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="emnist-cnn", description=__doc__)
+    p = argparse.ArgumentParser(prog="emnist-cnn", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model (a preset, with any field overridden)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
+    t = sub.add_parser("train", help="train a model (a preset or a recorded config, with any field overridden)")
+    t.add_argument("--preset", metavar="NAME", help=f"start from a preset: {', '.join(sorted(PRESETS))}")
+    t.add_argument("--config", metavar="CONFIG_JSON", help="start from a recorded configuration (RUN/config.json)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt, as recorded")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--preset", dest="preset", metavar="NAME", help=f"one of: {', '.join(sorted(PRESETS))}")
+    t.add_argument("--model", help=argparse.SUPPRESS)  # deprecated: --architecture
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
-    for name, help_text in (("evaluate", "evaluate a run directory or model (several: their ensemble) on a split"),
-                            ("ensemble", "evaluate the ensemble (mean probability) of several runs or models")):
-        add_evaluate_parser(sub, name, help_text)
+    add_evaluate_parser(sub, "evaluate", "evaluate a model (several: their ensemble) on a part of a dataset")
+    add_evaluate_parser(sub, "ensemble", "", hidden=True)  # deprecated: evaluate takes several models
 
     r = sub.add_parser("report", help="write RUN_DIR/report/index.html: data, training, results, explanations")
     r.add_argument("run_dir", help="a run directory (config.json, model files, metrics.jsonl)")
-    r.add_argument("--split", choices=["train", "val", "test"], help="which part (default: test, else val)")
+    r.add_argument("--part", choices=PARTS, help="which part (default: test, else val)")
     r.add_argument("--device", default="auto")
+    r.add_argument("--split", help=argparse.SUPPRESS)  # deprecated: --part
     r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("data", help="inspect or fetch EMNIST data").add_subparsers(dest="data_command",
                                                                                  required=True)
-    i = d.add_parser("info", help="sizes, classes and per-class counts of a split")
+    i = d.add_parser("info", help="sizes, classes, per-class counts and files of a split",
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     i.add_argument("split")
     i.add_argument("--data-dir")
     i.add_argument("--classes")
@@ -270,14 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_data_info)
     f = d.add_parser("fetch", help="download and verify NIST's official archive")
     f.add_argument("split", nargs="?", help="load this split afterwards as a check")
-    f.add_argument("--dest", help="directory (default: the cache)")
+    f.add_argument("--out-dir", help="directory (default: the cache)")
     f.add_argument("--url", help="archive URL (default: NIST's)")
+    f.add_argument("--dest", help=argparse.SUPPRESS)  # deprecated: --out-dir
     f.set_defaults(func=cmd_data_fetch)
 
-    x = sub.add_parser("export", help="export a model as ONNX (dynamic batch, classes and normalisation inside)")
+    x = sub.add_parser("export", help="export a model as ONNX (dynamic batch, classes and normalisation inside)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     x.add_argument("model", help="run directory, model directory or pretrained name")
-    x.add_argument("--format", default="onnx", choices=["onnx"])
-    x.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    x.add_argument("--opset", type=int, default=18, help="ONNX opset")
     x.add_argument("--quantize", choices=["int8"], help="int8 (static, calibrated on the model's training images)")
     x.add_argument("-o", "--output", help="file (default: MODEL_DIR/model[.int8].onnx)")
     x.set_defaults(func=cmd_export)
@@ -289,12 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import ModelFileError
-    from .data import DataError
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ModelFileError, ValueError) as e:
+    except EmnistCnnError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.

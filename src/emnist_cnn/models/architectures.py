@@ -1,39 +1,14 @@
-"""Model registry: create_model(name, num_classes). Every model takes N×1×28×28 and returns N×classes logits."""
+"""The architectures: each registered by name and built on the EmnistModel contract (registry.py)."""
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 from torch import nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register(name: str):
-    def wrap(fn):
-        _REGISTRY[name] = fn
-        return fn
-    return wrap
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
-    return factory(num_classes=num_classes, **kwargs)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from .registry import EmnistModel, register
 
 
 @register("cnn3")
-class CNN3(nn.Module):
+class CNN3(EmnistModel):
     """The original 36-class project's network: 425,380 parameters at 36 classes."""
 
     def __init__(self, num_classes: int = 36, dropout: float = 0.5):
@@ -46,13 +21,11 @@ class CNN3(nn.Module):
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(128 * 3 * 3, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(256, 128), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(128, num_classes))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        self.gradcam_layer = "features.2.0"  # the last convolution, at 7x7
 
 
 @register("tiny-cnn")
-class TinyCNN(nn.Module):
+class TinyCNN(EmnistModel):
     """The original digits project's network. Its README says ~1,274 parameters; the layers it describes have 1,138."""
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.0):
@@ -61,9 +34,7 @@ class TinyCNN(nn.Module):
             nn.Conv2d(1, 2, 5), nn.ReLU(), nn.MaxPool2d(2),      # 28 -> 24 -> 12
             nn.Conv2d(2, 4, 3), nn.Sigmoid(), nn.MaxPool2d(2))   # 12 -> 10 -> 5
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(4 * 5 * 5, num_classes))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        self.gradcam_layer = "features.3"  # the last convolution, at 10x10
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, pool: bool = False) -> nn.Sequential:
@@ -72,16 +43,14 @@ def conv_bn(cin: int, cout: int, k: int = 3, pool: bool = False) -> nn.Sequentia
                          *([nn.MaxPool2d(2)] if pool else []), nn.ReLU(inplace=True))
 
 
-class PlainCNN(nn.Module):
+class PlainCNN(EmnistModel):
     """Convolution stages, then dropout and one linear layer on the flattened last feature map."""
 
-    def __init__(self, features: nn.Sequential, flat: int, num_classes: int, dropout: float = 0.0):
+    def __init__(self, features: nn.Sequential, flat: int, num_classes: int, dropout: float, gradcam_layer: str):
         super().__init__()
         self.features = features
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, num_classes))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        self.gradcam_layer = gradcam_layer
 
 
 def fast_cnn_layers(widths) -> nn.Sequential:
@@ -93,12 +62,12 @@ def fast_cnn_layers(widths) -> nn.Sequential:
 
 @register("fast-cnn")
 def fast_cnn(num_classes: int, dropout: float = 0.0) -> nn.Module:
-    return PlainCNN(fast_cnn_layers((32, 64, 128)), 128 * 9, num_classes, dropout)
+    return PlainCNN(fast_cnn_layers((32, 64, 128)), 128 * 9, num_classes, dropout, "features.2.0")
 
 
 @register("fast-cnn-s")
 def fast_cnn_small(num_classes: int, dropout: float = 0.0) -> nn.Module:
-    return PlainCNN(fast_cnn_layers((16, 32, 64)), 64 * 9, num_classes, dropout)
+    return PlainCNN(fast_cnn_layers((16, 32, 64)), 64 * 9, num_classes, dropout, "features.2.0")
 
 
 @register("fast-cnn-xs")
@@ -108,7 +77,7 @@ def fast_cnn_xs(num_classes: int, dropout: float = 0.0) -> nn.Module:
     features = nn.Sequential(
         nn.Conv2d(1, 16, 5, bias=False), nn.BatchNorm2d(16), nn.MaxPool2d(2), nn.ReLU(inplace=True),   # 24 -> 12
         nn.Conv2d(16, 32, 3, bias=False), nn.BatchNorm2d(32), nn.MaxPool2d(2), nn.ReLU(inplace=True))  # 10 -> 5
-    return PlainCNN(features, 32 * 5 * 5, num_classes, dropout)
+    return PlainCNN(features, 32 * 5 * 5, num_classes, dropout, "features.4")
 
 
 def vgg_emnist_layers(widths) -> nn.Sequential:
@@ -122,13 +91,13 @@ def vgg_emnist_layers(widths) -> nn.Sequential:
 def vgg_emnist(num_classes: int, dropout: float = 0.2) -> nn.Module:
     """VGG-style with BatchNorm, sized for a CPU: a linear head on the 3x3 map. Twice fast-cnn's depth at 14x14 and
     7x7, where handwriting's strokes are resolved."""
-    return PlainCNN(vgg_emnist_layers((32, 64, 64, 128, 128)), 128 * 9, num_classes, dropout)
+    return PlainCNN(vgg_emnist_layers((32, 64, 64, 128, 128)), 128 * 9, num_classes, dropout, "features.4.0")
 
 
 @register("vgg-emnist-wide")
 def vgg_emnist_wide(num_classes: int, dropout: float = 0.2) -> nn.Module:
     """vgg-emnist at 1.5x the width: 2.1x the parameters, half the training speed on a CPU."""
-    return PlainCNN(vgg_emnist_layers((48, 96, 96, 192, 192)), 192 * 9, num_classes, dropout)
+    return PlainCNN(vgg_emnist_layers((48, 96, 96, 192, 192)), 192 * 9, num_classes, dropout, "features.4.0")
 
 
 class BasicBlock(nn.Module):
@@ -148,7 +117,7 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(EmnistModel):
     """Stem conv, stages of basic blocks (the first block of each stage after the first halves the resolution),
     global average pooling, dropout, linear head."""
 
@@ -163,12 +132,10 @@ class ResNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
                                         nn.Linear(cin, num_classes))
+        self.gradcam_layer = f"features.{len(layers) - 1}"  # the last residual block's output, not a shortcut
         for m in self.modules():  # zero-init the last BN of each residual branch: blocks start as identities
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
 
 
 @register("resnet-emnist")
@@ -185,9 +152,3 @@ def resnet18(num_classes: int, dropout: float = 0.0) -> nn.Module:
     model.features[0] = nn.Sequential(nn.Conv2d(1, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
                                       nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
     return model
-
-
-def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
-    """Named convolution layers in forward order (for activation maps and filters)."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-

@@ -16,17 +16,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import ImageError
+
 FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # the files of those formats, by name
 MAX_PIXELS = 25_000_000     # larger images are refused before decoding (decompression bombs)
 WORK_SIDE = 1024            # larger images are reduced first: faster, and no character needs more
 MIN_CONTRAST = 40           # ink must differ from the paper by this much (of 255), else the image is blank
 NOISE_FRACTION = 0.15       # ink fainter than this share of the darkest stroke is noise
 SIZE, INNER = 28, 24        # output side, and the side of the ink's bounding square within it
 SCALE = 4                   # work at 4 × 28 = 112 pixels, close to NIST's 128, where σ = 1 is the paper's blur
-
-
-class ImageError(ValueError):
-    """An image that cannot be turned into a character; the message says why."""
 
 
 class UnsupportedImage(ImageError):

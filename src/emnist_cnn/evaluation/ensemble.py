@@ -8,13 +8,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data import normalize
+from ..errors import ModelFileError
+
 
 def check_members(metas: list[dict]) -> None:
     """Refuse models (their model.json) that cannot be averaged: different classes, or different splits of one
     pool, where each trained on part of the others' test images, so their ensemble would be tested on images it has
     seen. (Models whose model.json lacks test_sha256 can't tell.)"""
     if any(meta["classes"] != metas[0]["classes"] for meta in metas):
-        raise ValueError("the models were trained on different classes: "
+        raise ModelFileError("the models were trained on different classes: "
                          + ", ".join(repr("".join(meta["classes"])) for meta in metas))
     tested_on: dict[str, set[str]] = {}
     for meta in metas:
@@ -23,7 +26,7 @@ def check_members(metas: list[dict]) -> None:
             tested_on.setdefault(dataset["name"], set()).add(dataset["test_sha256"])
     for name, digests in tested_on.items():
         if len(digests) > 1:
-            raise ValueError(f"the models were trained on different splits of {name} (model.json dataset.test_sha256 "
+            raise ModelFileError(f"the models were trained on different splits of {name} (model.json dataset.test_sha256 "
                              f"differs): some were trained on images that are test images of others")
 
 
@@ -36,7 +39,8 @@ class Ensemble(nn.Module):
         self.norms = [(mean, std) for _, mean, std in members]
 
     def forward(self, x):
-        probs = sum(torch.softmax(m((x - mean) / std).float(), 1) for m, (mean, std) in zip(self.models, self.norms))
+        probs = sum(torch.softmax(m(normalize(x, mean, std)).float(), 1)
+                    for m, (mean, std) in zip(self.models, self.norms))
         return (probs / len(self.models)).log()
 
 

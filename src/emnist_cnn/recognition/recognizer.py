@@ -1,56 +1,18 @@
 """Recognise handwriting in images: one character (`predict`) or a line of separated characters (`read`).
 
-The model sits behind a small backend interface so that another runtime (ONNX Runtime) can replace PyTorch
-without touching the Recognizer or the web server: a backend has `meta` (its model.json: classes, normalize,
-architecture, ...), `classes`, and `logits(batch)` for a float32 N×1×28×28 batch already normalised.
+The model sits behind a backend (backends.py): PyTorch or ONNX Runtime.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
 
 import numpy as np
-import torch
 
-from . import preprocess
-from .pretrained import DEFAULT as DEFAULT_MODEL
-
-
-class Backend(Protocol):
-    meta: dict
-    classes: list[str]
-
-    def logits(self, batch: np.ndarray) -> np.ndarray: ...
-
-
-class TorchBackend:
-    """A PyTorch model from a run directory, model directory or pretrained name (via checkpoint.load_model)."""
-
-    def __init__(self, model, meta: dict):
-        self.model = model.to(memory_format=torch.channels_last)  # 2-3x faster batches on oneDNN
-        self.meta, self.classes = meta, list(meta["classes"])
-
-    @classmethod
-    def load(cls, name_or_path: str | os.PathLike, device: str = "cpu") -> "TorchBackend":
-        from .checkpoint import load_model
-        return cls(*load_model(name_or_path, device))
-
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-            x = x.to(next(self.model.parameters()).device).contiguous(memory_format=torch.channels_last)
-            return self.model(x).float().cpu().numpy()
-
-
-def onnxruntime_backend(path: str | os.PathLike) -> Backend:
-    """An exported .onnx file (emnist-cnn export) under onnxruntime."""
-    from .export import OnnxBackend
-    return OnnxBackend(path)
-
-
-# name -> loader(name_or_path) -> Backend
-BACKENDS: dict[str, Callable[[str], Backend]] = {"torch": TorchBackend.load, "onnxruntime": onnxruntime_backend}
+from ..data import normalize, preprocess
+from ..errors import ConfigError, ImageError
+from ..models.pretrained import DEFAULT as DEFAULT_MODEL
+from .backends import BACKENDS, Backend
 
 
 @dataclass
@@ -73,20 +35,21 @@ class Recognizer:
         self.backend = backend
         self.name = name or str(backend.meta.get("name") or backend.meta.get("architecture") or "model")
         self.classes = list(backend.classes)
-        norm = backend.meta.get("normalize", {"mean": 0.0, "std": 1.0})
+        norm = backend.meta["normalize"]  # required: checked when the model was loaded
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, backend: str = "torch") -> "Recognizer":
+    def load(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, backend: str = "torch",
+             device: str = "cpu") -> "Recognizer":
         try:
             loader = BACKENDS[backend]
         except KeyError:
-            raise ValueError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}") from None
-        return cls(loader(name_or_path), name=str(name_or_path))
+            raise ConfigError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}") from None
+        return cls(loader(name_or_path, device), name=str(name_or_path))
 
     def probabilities(self, images_u8: np.ndarray) -> np.ndarray:
         """Class probabilities for uint8 N×28×28 images already in EMNIST form (white on black, upright)."""
-        x = (np.asarray(images_u8, dtype=np.float32)[:, None] / 255.0 - self.mean) / self.std
+        x = normalize(np.asarray(images_u8, dtype=np.float32)[:, None] / 255.0, self.mean, self.std)
         z = self.backend.logits(x)
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
@@ -131,17 +94,14 @@ def text_with_spaces(chars: list[Character]) -> str:
     return out
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
 def image_files(paths) -> list[str]:
     """The given files, and the images inside the given folders (sorted); a missing path is an error."""
     out = []
     for p in map(os.fspath, paths):
         if os.path.isdir(p):
-            out += sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_SUFFIXES))
+            out += sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(preprocess.IMAGE_SUFFIXES))
         elif os.path.exists(p):
             out.append(p)
         else:
-            raise preprocess.ImageError(f"{p}: no such file or folder")
+            raise ImageError(f"{p}: no such file or folder")
     return out

@@ -21,8 +21,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import preprocess
-from .recognize import Recognizer
+from ..data import preprocess
+from ..recognition import Recognizer
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
@@ -302,11 +302,12 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
     return app
 
 
-def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, backend: str = "torch") -> None:
+def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, backend: str = "torch",
+          device: str = "cpu") -> None:
     import torch
     import uvicorn
     torch.set_num_threads(1)  # the model thread, the preparing thread and the event loop share the cores
-    app = create_app({name: Recognizer.load(name, backend) for name in models})
+    app = create_app({name: Recognizer.load(name, backend, device) for name in models})
     # torch, FastAPI and the models leave ~200,000 objects that live as long as the server; a full garbage collection
     # walks them all (tens of ms, a stall every request in flight waits out). Frozen, the collector skips them.
     gc.collect()

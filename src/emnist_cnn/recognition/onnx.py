@@ -16,8 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import INPUT_FORMAT, ModelFileError, atomic_write, load_model, resolve_model_dir
-from .evaluate import to_input
+from ..data import dataset_for, to_input
+from ..errors import ConfigError, DataError, ModelFileError
+from ..files import atomic_write
+from ..models import load_model, resolve_model_dir, training_config
+from ..models.checkpoint import INPUT_FORMAT
 
 DEFAULT_OPSET = 18
 QUANTIZATIONS = ("int8",)
@@ -56,20 +59,10 @@ def copy_without_value_info(proto):
 
 
 def calibration_images(source, count: int = CALIBRATION_IMAGES) -> torch.Tensor:
-    """uint8 images from the training part of the model's dataset (the run's config, else model.json's dataset)."""
-    from .config import Config
-    from .data import DataError, build_dataset
-    directory = resolve_model_dir(source)
-    if (directory / "config.json").is_file():
-        cfg = Config.from_json(directory / "config.json")
-    else:
-        dataset = json.loads((directory / "model.json").read_text()).get("dataset") or {}
-        if "name" not in dataset:
-            raise ModelFileError(f"{directory}: int8 calibration needs the model's dataset, and neither config.json "
-                                 f"nor model.json's 'dataset' names it")
-        cfg = Config(split=dataset["name"])
+    """uint8 images from the training part of the dataset the model was trained on."""
+    cfg = training_config(source).replace(val_fraction=0.0)
     try:
-        images = build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, 0.0).train[0]
+        images = dataset_for(cfg).train[0]
     except DataError as e:
         raise DataError(f"int8 calibration uses training images of {cfg.split!r}: {e}") from None
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:count]
@@ -107,7 +100,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
     """
     import onnx
     if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ValueError(f"quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
+        raise ConfigError(f"quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
     model, meta = load_model(source, "cpu")
     if quantize == "int8":  # find the calibration images first: a missing dataset fails before the slow export
         images = calibration if calibration is not None else calibration_images(source)
@@ -155,5 +148,5 @@ class OnnxBackend:
         """float32 N×1×28×28, normalised (see `normalize`) -> float32 N×classes logits."""
         batch = np.asarray(batch)
         if batch.ndim != 4 or batch.shape[1:] != (1, 28, 28):
-            raise ValueError(f"input batch: expected shape N×1×28×28, found {'×'.join(map(str, batch.shape))}")
+            raise ModelFileError(f"input batch: expected shape N×1×28×28, found {'×'.join(map(str, batch.shape))}")
         return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]

@@ -2,12 +2,12 @@
 
 RUN_DIR/report/index.html embeds every figure (no CDN, no request: it opens offline); each figure is also
 written as a PNG beside it, and the report's own numbers as report.json. Every metric comes from evaluate()
-(the same call that writes metrics.json) or from the probabilities it returns; figures are in report_figures.py.
+(the same call that writes metrics.json) or from the probabilities it returns; figures are in figures.py, the
+explanations in explain.py.
 """
 from __future__ import annotations
 
 import base64
-import copy
 import html
 import io
 import json
@@ -18,25 +18,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .checkpoint import atomic_write, load_model, write_json
-from .config import Config
-from .data import Dataset, build_dataset
-from .evaluate import evaluate, metrics_from_logits, to_input
-from .models import conv_layers
+from ..config import Config
+from ..data import Dataset, dataset_for
+from ..errors import ReportError
+from ..files import atomic_write, write_json, write_text
+from ..models import conv_layers, load_model
+from ..runtime import resolve_device, resolve_precision
+from .evaluate import evaluate
+from .explain import inspectable, saliency_and_gradcam, strongest_channels
+from .metrics import metrics_from_logits
 
 TOP_PAIRS = 15            # most-confused pairs shown, each with example images
 ERRORS_SHOWN = 48         # most confident mistakes in the gallery
 ACTIVATION_INPUTS = 4     # inputs whose activation maps are drawn
-MAX_CHANNELS = 16         # layers with more channels show their strongest ones per input
 ATTRIBUTION_PER_GROUP = 8  # correct and wrong predictions explained by saliency and Grad-CAM
 SAMPLES_PER_CLASS = 12
 CALIBRATION_BINS = 15
-
-
-class ReportError(ValueError):
-    """A run directory the report cannot use; the message names the file and the problem."""
 
 
 # ----------------------------------------------------------------------------------------------- numbers
@@ -97,71 +95,6 @@ def confused_pairs(cm: np.ndarray, top: int = TOP_PAIRS) -> list[tuple[int, int,
     np.fill_diagonal(off, 0)
     order = np.argsort(off, axis=None, kind="stable")[::-1][:top]
     return [(int(i), int(j), int(off[i, j])) for i, j in zip(*np.unravel_index(order, off.shape)) if off[i, j] > 0]
-
-
-# ----------------------------------------------------------------------------------------------- inside the net
-def inspectable(model: torch.nn.Module) -> torch.nn.Module:
-    """A float32 CPU copy whose activations are not overwritten in place (hooks must see each conv output)."""
-    copy_ = copy.deepcopy(model).float().cpu().eval()
-    for m in copy_.modules():
-        if hasattr(m, "inplace"):
-            m.inplace = False
-    return copy_
-
-
-def forward_with_conv_outputs(model, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    outputs: dict[str, torch.Tensor] = {}
-    hooks = [conv.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-             for name, conv in conv_layers(model)]
-    try:
-        logits = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return logits, outputs
-
-
-def _unit_max(t: torch.Tensor) -> np.ndarray:
-    return (t / t.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)).detach().numpy()
-
-
-def saliency_and_gradcam(model, images_u8: torch.Tensor, mean: float, std: float, samples: int = 16,
-                         noise: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
-    """For the predicted class: SmoothGrad saliency (|d logit / d input| averaged over `samples` copies with
-    Gaussian noise of `noise` × the input range; plain gradients are speckled) and Grad-CAM on the last
-    convolution's output of the clean input; each scaled to [0, 1] per image."""
-    x = to_input(images_u8, mean, std)
-    n = len(x)
-    with torch.no_grad():
-        target = model(x).argmax(1)
-    gen = torch.Generator().manual_seed(0)
-    jitter = torch.randn((samples - 1) * n, *x.shape[1:], generator=gen) * noise * float(x.max() - x.min())
-    batch = torch.cat([x, x.repeat(samples - 1, 1, 1, 1) + jitter]).requires_grad_(True)  # the first n: clean
-    logits, outputs = forward_with_conv_outputs(model, batch)
-    last = outputs[conv_layers(model)[-1][0]]
-    score = logits.gather(1, target.repeat(samples).view(-1, 1)).sum()  # images are independent in eval mode
-    grad_x, grad_a = torch.autograd.grad(score, [batch, last])
-    saliency = grad_x.abs().amax(1).view(samples, n, *x.shape[2:]).mean(0)
-    cam = F.relu((grad_a[:n].mean((2, 3), keepdim=True) * last[:n]).sum(1, keepdim=True))
-    cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
-    return _unit_max(saliency), _unit_max(cam)
-
-
-@torch.no_grad()
-def strongest_channels(model, images_u8: torch.Tensor, mean: float, std: float, keep: int = MAX_CHANNELS):
-    """Per conv layer: (maps n×k×h×w, channel indices per input, channel count); all channels when few,
-    else the `keep` with the largest mean activation for each input."""
-    _, outputs = forward_with_conv_outputs(model, to_input(images_u8, mean, std))
-    layers = {}
-    for name, out in outputs.items():
-        k = out.shape[1]
-        if k <= keep:
-            idx = torch.arange(k).expand(len(out), k)
-        else:
-            idx = out.mean((2, 3)).topk(keep, dim=1).indices
-        maps = torch.stack([out[i, idx[i]] for i in range(len(out))])
-        layers[name] = (maps.numpy(), idx.tolist(), k)
-    return layers
 
 
 # ----------------------------------------------------------------------------------------------- html
@@ -278,7 +211,7 @@ class Evaluated:
 
     def caption(self, i: int) -> str:
         """true -> predicted, confidence: the caption of one evaluated image."""
-        from .report_figures import label
+        from .figures import label
         return (f"'{label(self.classes[self.labels[i]])}'→'{label(self.classes[self.pred[i]])}' "
                 f"{self.confidence[i]:.0%}")
 
@@ -298,7 +231,7 @@ def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
 
 
 def data_section(page: Page, data: Dataset, rng: np.random.Generator) -> None:
-    from . import report_figures as figs
+    from . import figures as figs
     parts = {p: t for p, t in (("train", data.train), ("val", data.val), ("test", data.test)) if t is not None}
     c = len(data.classes)
     counts = {p: np.bincount(t[1].numpy(), minlength=c) for p, t in parts.items()}
@@ -326,7 +259,7 @@ def kept_epoch(rows: list[dict]) -> int:
 
 
 def training_section(page: Page, ev: Evaluated, cfg: Config, rows: list[dict], env: dict) -> None:
-    from . import report_figures as figs
+    from . import figures as figs
     body = ""
     if rows:
         epoch = kept_epoch(rows)
@@ -351,7 +284,7 @@ def results_section(page: Page, ev: Evaluated, ap: np.ndarray) -> None:
 
 
 def confusion_section(page: Page, ev: Evaluated, pairs: list[tuple[int, int, int]]) -> None:
-    from . import report_figures as figs
+    from . import figures as figs
     cm = np.asarray(ev.metrics["confusion_matrix"])
     body = (page.figure(figs.confusion(cm, ev.classes, normalized=False), "confusion_counts",
                         "Rows: true class, columns: predicted class.")
@@ -369,7 +302,7 @@ def confusion_section(page: Page, ev: Evaluated, pairs: list[tuple[int, int, int
 
 
 def curves_section(page: Page, ev: Evaluated, curves: dict) -> None:
-    from . import report_figures as figs
+    from . import figures as figs
     page.section("roc", "5. ROC and precision-recall", (
         page.figure(figs.one_vs_rest(curves["roc"], curves["auc"], ev.classes, curves["roc_averages"], "roc"),
                     "roc", "One-vs-rest ROC from the predicted probabilities; the five lowest-AUC classes in "
@@ -379,7 +312,7 @@ def curves_section(page: Page, ev: Evaluated, curves: dict) -> None:
 
 
 def calibration_section(page: Page, cal: dict) -> None:
-    from . import report_figures as figs
+    from . import figures as figs
     page.section("calibration", "6. Calibration", (
         f"<p>Expected calibration error ({len(cal['count'])} equal-width bins): <b>{cal['ece']:.4f}</b>.</p>"
         + page.figure(figs.reliability(cal["confidence"], cal["accuracy"], cal["count"], cal["edges"], cal["ece"]),
@@ -387,7 +320,7 @@ def calibration_section(page: Page, cal: dict) -> None:
 
 
 def errors_section(page: Page, ev: Evaluated) -> None:
-    from . import report_figures as figs
+    from . import figures as figs
     shown = ev.wrong[np.argsort(-ev.confidence[ev.wrong], kind="stable")][:ERRORS_SHOWN]
     body = "<p>No misclassified images.</p>"
     if len(shown):
@@ -400,7 +333,7 @@ def errors_section(page: Page, ev: Evaluated) -> None:
 
 def network_section(page: Page, ev: Evaluated, model: torch.nn.Module, rng: np.random.Generator) -> None:
     """Activation maps, first-layer filters, saliency and Grad-CAM: a small subsample on a CPU copy."""
-    from . import report_figures as figs
+    from . import figures as figs
     net = inspectable(model)
     chosen = []  # a correctly classified image (if any) of a few classes spread over the alphabet
     for k in np.linspace(0, len(ev.classes) - 1, ACTIVATION_INPUTS).round().astype(int):
@@ -439,14 +372,13 @@ def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset
     """Write RUN_DIR/report/ (index.html, the PNGs, report.json) for the kept model on `split`
     (default: test, else val); returns the path of index.html. `data` skips rebuilding the dataset, and `logits`
     (the kept model's on the default split, as training's final evaluation computed them) skips the evaluation."""
-    from .train import resolve_device, resolve_precision
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     cfg, train_env, rows = load_run(run_dir)
     dev = resolve_device(device)
     precision = resolve_precision(cfg.precision, dev)
     model, meta = load_model(run_dir, dev)
-    data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction)
+    data = data or dataset_for(cfg)
     if data.classes != meta["classes"]:
         raise ReportError(f"{run_dir / 'model.json'}: the model's classes {''.join(meta['classes'])!r} differ "
                           f"from the data's {''.join(data.classes)!r}")
@@ -501,6 +433,6 @@ def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset
     subtitle = (f"{meta['architecture']} ({meta.get('parameters', 0):,} parameters) on {data.name}; {split} "
                 f"accuracy {metrics['accuracy']:.4f}; generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     index = out_dir / "index.html"
-    atomic_write(index, lambda p: p.write_text(page.html(title, subtitle), encoding="utf-8"))
+    write_text(index, page.html(title, subtitle))
     log(f"report {index} ({len(page.figures)} figures, {seconds:.1f} s)")
     return index

@@ -7,12 +7,15 @@ gradients, so the ranks' weights stay identical. Only rank 0 writes the run dire
 """
 from __future__ import annotations
 
+import gc
 import os
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from ..errors import ConfigError
 
 # A rank that waits longer than this in a collective (a peer hung or died) raises instead of hanging.
 TIMEOUT_SECONDS = float(os.environ.get("EMNIST_CNN_DIST_TIMEOUT", "600"))
@@ -45,16 +48,18 @@ def setup(device: torch.device) -> torch.device:
     elif device.type == "cpu":
         backend = "gloo"
     else:
-        raise ValueError(f"distributed training on {device.type!r}: expected a cuda or cpu device")
+        raise ConfigError(f"distributed training on {device.type!r}: expected a cuda or cpu device")
     dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_SECONDS),
                             **({"device_id": device} if backend == "nccl" else {}))
     return device
 
 
 def teardown() -> None:
-    """Leave the job together: a rank that tears down gloo while rank 0 still writes the test results and the
-    report can abort ("terminate called without an active exception"), so every rank waits for the last one."""
+    """Leave the job together: a rank that tears down gloo while rank 0 still writes the test results can abort
+    ("terminate called without an active exception"), so every rank waits for the last one. Objects that hold
+    gloo work (a DDP wrapper the caller dropped) are collected first, while the process group still exists."""
     if active():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 

@@ -7,47 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .models import create_model
+from ..config import Config
+from ..errors import ModelFileError
+from ..files import atomic_write, write_json
+from .registry import create_model
 
 INPUT_FORMAT = "28x28 grayscale, upright, white ink on black background, pixels/255 then (x-mean)/std"
-
-
-class ModelFileError(ValueError):
-    """A model path or name that cannot be loaded; the message says why."""
-
-
-def atomic_write(path: Path, write) -> None:
-    """write(tmp_path) then rename over path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
-
-
-def git_revision() -> str:
-    """HEAD of the repository this package runs from (with -dirty for local changes), else 'unknown'."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+REQUIRED = {"architecture": str, "classes": list, "normalize": dict}  # what loading a model needs of model.json
 
 
 def save_model(directory: Path, model: nn.Module, meta: dict) -> None:
@@ -77,10 +48,10 @@ def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cp
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     directory = resolve_model_dir(path_or_name)
+    meta = read_meta(directory)
     try:
-        meta = json.loads((directory / "model.json").read_text())
         model = create_model(meta["architecture"], num_classes=len(meta["classes"]), **meta.get("model_args", {}))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (TypeError, ValueError) as e:
         raise ModelFileError(f"{directory / 'model.json'}: invalid model metadata ({e})") from None
     try:
         state = load_file(str(directory / "model.safetensors"))
@@ -88,6 +59,48 @@ def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cp
     except (SafetensorError, OSError, RuntimeError) as e:
         raise ModelFileError(f"{directory / 'model.safetensors'}: cannot load weights ({e})") from None
     return model.to(device).eval(), meta
+
+
+def read_meta(directory: Path) -> dict:
+    """model.json, checked for every field that loading and using the model needs: a model whose metadata lacks
+    one is refused (a missing `normalize` would silently feed it wrongly scaled pixels)."""
+    path = Path(directory) / "model.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{path}: unreadable model metadata ({e})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: expected a JSON object, found {type(meta).__name__}")
+    for key, kind in REQUIRED.items():
+        if not isinstance(meta.get(key), kind):
+            found = "nothing" if key not in meta else type(meta[key]).__name__
+            raise ModelFileError(f"{path}: field {key!r} must be a {kind.__name__}, found {found}")
+    norm = meta["normalize"]
+    if not all(isinstance(norm.get(k), (int, float)) for k in ("mean", "std")) or not norm["std"] > 0:
+        raise ModelFileError(f"{path}: field 'normalize' must hold numbers 'mean' and 'std' > 0, found {norm}")
+    return meta
+
+
+def training_config(path_or_name: str | os.PathLike) -> Config:
+    """The configuration a model was trained with: its run's config.json, else the `config` its model.json
+    records (shipped models). Evaluation, the report and export build the model's dataset from it."""
+    directory = resolve_model_dir(path_or_name)
+    source = directory / "config.json"
+    try:
+        if source.is_file():
+            return Config.from_json(source)
+        meta = read_meta(directory)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{source}: unreadable configuration ({e})") from None
+    recorded, dataset = meta.get("config"), meta.get("dataset") or {}
+    name = dataset.get("name", "") if isinstance(dataset, dict) else ""
+    if not isinstance(recorded, dict) and name and not any(c in name for c in "[ "):
+        # model.json files written before it recorded its config: a plain split name is enough
+        return Config(split=name, val_fraction=0.0 if dataset.get("val") == 0 else Config.val_fraction)
+    if not isinstance(recorded, dict):
+        raise ModelFileError(f"{directory}: neither config.json nor model.json's 'config' says which data the "
+                             f"model was trained on; name it (--split, --data-dir)")
+    return Config.from_dict(recorded)
 
 
 def save_training_state(path: Path, state: dict) -> None:

@@ -1,120 +1,37 @@
 """Training: data resident on the device as uint8, batches by indexing, whole-batch augmentation, one loop.
 
 A run directory holds config.json, metrics.jsonl (one line per epoch), model.safetensors + model.json (best
-validation accuracy), last.pt (for --resume) and metrics.json (test metrics of the kept model).
+validation accuracy), last.pt (for --resume) and metrics.json (test metrics of the kept model). The report is the
+caller's: `emnist-cnn train` writes it after training (evaluation.write_report).
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from ..config import Config
+from ..data import Dataset, dataset_for, normalize, resolve_split
+from ..data.augment import random_affine, random_erase
+from ..evaluation.evaluate import evaluate
+from ..files import write_json
+from ..models import count_parameters, create_model, load_model
+from ..models.checkpoint import load_training_state, save_model, save_training_state
+from ..runtime import autocast, environment, resolve_device, resolve_precision
 from . import distributed
-from .augment import random_affine, random_erase
-from .checkpoint import (git_revision, load_training_state, save_model, save_training_state, write_json)
-from .config import Config
-from .data import Dataset, build_dataset
-from .evaluate import autocast, evaluate
-from .models import count_parameters, create_model
-from .tensorboard_log import TensorBoardLog
-
-
-# ----------------------------------------------------------------------------------------------- environment
-def resolve_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def has_fast_bf16(device: torch.device) -> bool:
-    """bf16 pays off on CUDA with bf16 support and on CPUs with AVX512-BF16/AMX (oneDNN reports it)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if has_fast_bf16(device) else "fp32"
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision {precision!r}: expected fp32, bf16 or auto")
-    return precision
+from .optim import EMA, lr_factor, make_optimizer
+from .tensorboard import TensorBoardLog
+from .transfer import init_from
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """Every epoch's randomness (shuffle, augmentation, dropout) derives from (seed, epoch): resume is exact."""
     return seed * 1_000_003 + epoch
-
-
-# ----------------------------------------------------------------------------------------------- optimisation
-def make_optimizer(cfg: Config, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]  # norms and biases
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fast = {"foreach": True} if device.type != "cuda" else {"fused": True}
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, **fast)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, **fast)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, **fast)
-    raise ValueError(f"optimizer {cfg.optimizer!r}: expected adam, adamw or sgd")
-
-
-def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
-    """Learning-rate multiplier at an optimiser step; 'step' equals StepLR stepped once per epoch."""
-    total = cfg.epochs * steps_per_epoch
-    if cfg.scheduler == "none":
-        return 1.0
-    if cfg.scheduler == "step":
-        return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_size)
-    if cfg.scheduler == "cosine":
-        warm = cfg.warmup_epochs * steps_per_epoch
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-    if cfg.scheduler == "onecycle":  # linear up for 25% (from lr/25), then cosine down to ~0
-        peak = 0.25 * total
-        if step < peak:
-            return 0.04 + 0.96 * step / peak
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - peak) / max(1, total - peak))))
-    raise ValueError(f"scheduler {cfg.scheduler!r}: expected step, onecycle, cosine or none")
-
-
-class EMA:
-    """Exponential moving average of a model's parameters and buffers, used for evaluation when enabled."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        ema_state, state = self.model.state_dict(), model.state_dict()
-        for k, v in state.items():
-            if v.dtype.is_floating_point:
-                ema_state[k].lerp_(v, 1 - self.decay)
-            else:
-                ema_state[k].copy_(v)
 
 
 # ----------------------------------------------------------------------------------------------- one epoch
@@ -124,8 +41,7 @@ def augment_batch(cfg: Config, x_u8: torch.Tensor, generator: torch.Generator | 
     x = random_affine(x, cfg.rotate, cfg.shear, cfg.scale, cfg.translate, cfg.interpolation, generator,
                       cfg.elastic)
     x = random_erase(x, cfg.erase, generator)
-    if cfg.normalize_mean or cfg.normalize_std != 1.0:
-        x = (x - cfg.normalize_mean) / cfg.normalize_std
+    x = normalize(x, cfg.normalize_mean, cfg.normalize_std)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -183,40 +99,10 @@ def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, ep
             "train_seconds": seconds, "images_per_second": images_this_epoch / seconds}
 
 
-# ----------------------------------------------------------------------------------------------- transfer
-def init_from(cfg: Config, num_classes: int, log=print) -> tuple[Config, nn.Module]:
-    """A model with the weights of cfg.init: its architecture and input normalisation; a head for a different
-    class count starts fresh. The first cfg.freeze convolutions (with the norm layers before the next one) stay
-    fixed."""
-    from .checkpoint import load_model
-    source, meta = load_model(cfg.init)
-    cfg = cfg.replace(model=meta["architecture"], normalize_mean=meta["normalize"]["mean"],
-                      normalize_std=meta["normalize"]["std"])
-    model = create_model(cfg.model, num_classes, dropout=cfg.dropout)
-    own = model.state_dict()
-    kept = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(kept, strict=False)
-    fresh = sorted(set(own) - set(kept))
-    log(f"initialised from {cfg.init}: {len(kept)} tensors kept" + (f", fresh: {', '.join(fresh)}" if fresh else ""))
-    if cfg.freeze:
-        convs_seen = 0
-        for module in model.modules():
-            if isinstance(module, nn.Conv2d):
-                convs_seen += 1
-            if convs_seen > cfg.freeze:
-                break
-            if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
-                for p in module.parameters():
-                    p.requires_grad_(False)
-                if isinstance(module, nn.BatchNorm2d):
-                    module.momentum = 0.0  # keep the source's running statistics too
-    return cfg, model
-
-
 # ----------------------------------------------------------------------------------------------- the run
 def new_run_dir(cfg: Config) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.out_dir) / f"{cfg.preset or cfg.model}-{stamp}"
+    base = Path(cfg.out_dir) / f"{cfg.preset or cfg.architecture}-{stamp}"
     run_dir, k = base, 1
     while run_dir.exists():
         run_dir, k = Path(f"{base}-{k}"), k + 1
@@ -224,18 +110,11 @@ def new_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def environment(device: torch.device, precision: str) -> dict:
-    return {"git_revision": git_revision(), "torch": torch.__version__, "python": platform.python_version(),
-            "device": str(device), "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                                                   else platform.processor() or platform.machine()),
-            "threads": torch.get_num_threads(), "precision": precision}
-
-
 def model_meta(cfg: Config, data: Dataset, env: dict, num_parameters: int) -> dict:
-    return {"architecture": cfg.model, "model_args": {"dropout": cfg.dropout},
+    return {"architecture": cfg.architecture, "model_args": {"dropout": cfg.dropout},
             "classes": data.classes, "normalize": {"mean": cfg.normalize_mean, "std": cfg.normalize_std},
             "dataset": data.describe(), "preset": cfg.preset, "parameters": num_parameters,
-            "git_revision": env["git_revision"], "torch": env["torch"]}
+            "git_revision": env["git_revision"], "torch": env["torch"], "config": cfg.to_dict()}
 
 
 def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None = None,
@@ -253,12 +132,13 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     t0 = time.perf_counter()
-    data = data or build_dataset(cfg.split, cfg.data_dir or None, cfg.classes, cfg.resplit, cfg.val_fraction)
+    cfg = resolve_split(cfg)
+    data = data or dataset_for(cfg)
     load_seconds = time.perf_counter() - t0
     if cfg.init:
-        cfg, model = init_from(cfg, len(data.classes), log)
+        cfg, model = init_from(cfg, data.classes, log)
     else:
-        model = create_model(cfg.model, len(data.classes), dropout=cfg.dropout)
+        model = create_model(cfg.architecture, len(data.classes), dropout=cfg.dropout)
     model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     step_model = distributed.wrap(model, device, log)
     optimizer = make_optimizer(cfg, model, device)
@@ -290,7 +170,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
             kept = [ln for ln in lines if json.loads(ln)["epoch"] <= start_epoch]  # drop epochs after the checkpoint
             (run_dir / "metrics.jsonl").write_text("".join(ln + "\n" for ln in kept))
         log(f"resuming {run_dir} after epoch {start_epoch}")
-    log(f"run {run_dir}: {data.name} ({len(labels)} train), {cfg.model} "
+    log(f"run {run_dir}: {data.name} ({len(labels)} train), {cfg.architecture} "
         f"({meta['parameters']:,} parameters), {device} {precision}")
 
     eval_model = ema.model if ema is not None else model
@@ -333,28 +213,24 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
             break
 
     if distributed.is_main():
-        logits = finish(run_dir, data, device, precision, cfg, load_seconds, log)
+        finish(run_dir, data, device, precision, cfg, load_seconds, log)
     if board is not None:
         board.finish()
-    if cfg.report and distributed.is_main():
-        from .report import write_report
-        write_report(run_dir, data=data, device=str(device), log=log, logits=logits)
+    del step_model  # DDP's reducer holds gloo work: it must go before its process group does
     distributed.teardown()
     return run_dir
 
 
 def finish(run_dir: Path, data: Dataset, device, precision: str, cfg: Config, load_seconds: float,
-           log=print) -> torch.Tensor | None:
-    """Evaluate the kept model on the test set (or validation without one) and write metrics.json; the logits
-    (for the report, which would otherwise compute them again)."""
-    from .checkpoint import load_model
+           log=print) -> None:
+    """Evaluate the kept model on the test set (or validation without one) and write metrics.json."""
     model, meta = load_model(run_dir, device)
     split_name, part = ("test", data.test) if data.test is not None else ("val", data.val)
-    metrics, logits = {"data_load_seconds": load_seconds}, None
+    metrics = {"data_load_seconds": load_seconds}
     if part is not None:
-        evaluated, logits = evaluate(model, *part, data.classes, mean=cfg.normalize_mean, std=cfg.normalize_std,
-                                     device=device, precision=precision, batch_size=cfg.eval_batch_size,
-                                     channels_last=cfg.channels_last, return_logits=True)
+        evaluated = evaluate(model, *part, data.classes, mean=cfg.normalize_mean, std=cfg.normalize_std,
+                             device=device, precision=precision, batch_size=cfg.eval_batch_size,
+                             channels_last=cfg.channels_last)
         metrics.update(evaluated)
         metrics["split"] = split_name
         meta[f"{split_name}_accuracy"] = metrics["accuracy"]
@@ -362,4 +238,3 @@ def finish(run_dir: Path, data: Dataset, device, precision: str, cfg: Config, lo
         log(f"{split_name} accuracy {metrics['accuracy']:.4f} (top-5 {metrics['top5_accuracy']:.4f}, "
             f"macro F1 {metrics['f1_macro']:.4f}) -> {run_dir}")
     write_json(run_dir / "metrics.json", metrics)
-    return logits

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ConfigError
+
 SCALARS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_accuracy": "accuracy/train",
            "val_accuracy": "accuracy/val", "lr": "learning_rate", "images_per_second": "images_per_second"}
 
@@ -22,7 +24,7 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ValueError("--tensorboard needs the tensorboard package: pip install 'emnist-cnn[tensorboard]'") \
+            raise ConfigError("--tensorboard needs the tensorboard package: pip install 'emnist-cnn[tensorboard]'") \
                 from None
         self.summary_writer = SummaryWriter
 

@@ -7,7 +7,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .data import OFFICIAL_SHA256, DataError, sha256_file
+from ..errors import DataError
+from ..files import sha256_file
+from .files import OFFICIAL_SHA256
 
 NIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 
@@ -82,8 +84,7 @@ def extract_verified(archive: Path, dest_dir: Path, checksums: dict[str, str]) -
     return out
 
 
-def fetch_official(dest_dir: Path, url: str | None = None, checksums: dict[str, str] | None = None,
-                   keep_archive: bool = False) -> list[Path]:
+def fetch_official(dest_dir: Path, url: str | None = None, checksums: dict[str, str] | None = None) -> list[Path]:
     """Download NIST's gzip.zip (or $EMNIST_CNN_URL) into dest_dir and extract the verified EMNIST files."""
     url = url or os.environ.get("EMNIST_CNN_URL") or NIST_URL
     checksums = checksums if checksums is not None else OFFICIAL_SHA256
@@ -92,6 +93,5 @@ def fetch_official(dest_dir: Path, url: str | None = None, checksums: dict[str, 
     if not archive.exists():
         download(url, archive)
     files = extract_verified(archive, dest_dir, checksums)
-    if not keep_archive:
-        archive.unlink()
+    archive.unlink()
     return files
