@@ -83,9 +83,10 @@ def table(rows: list[dict], columns: list[str], markdown: bool = False) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def write_results(name: str, payload: dict) -> Path:
+def write_results(name: str, payload: dict, per_machine: bool = False) -> Path:
+    """RESULTS/NAME.json; a timing (per_machine) goes to NAME-CPUKIND.json, one file per kind of CPU measured."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / (f"{name}-{cpu_kind()}.json" if per_machine else f"{name}.json")
     payload = {"benchmark": name, "command": " ".join([Path(sys.executable).name] + sys.argv),
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), **payload}
     write_json(path, payload)

@@ -20,10 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table, write_results  # noqa: E402
 
 from emnist_cnn.evaluation import predict_logits  # noqa: E402
-from emnist_cnn.models import (
-    create_model,  # noqa: E402
-    save_model,  # noqa: E402
-)
+from emnist_cnn.models import create_model, save_model  # noqa: E402
 from emnist_cnn.recognition import Recognizer  # noqa: E402
 
 
@@ -81,7 +78,7 @@ def main() -> None:
         pngs = [handwritten_png(Path(tmp) / f"{i}.png", rng) for i in range(50)]
         results = [measure(m, t, pngs, args.repeats) for m in args.models for t in args.threads]
     path = write_results("inference", {"input": "280x280 PNG file, preprocess.to_emnist + model + top-5",
-                                       "results": results})
+                                       "results": results}, per_machine=True)
     rows = [{"model": r["model"], "threads": r["threads"], "p50 ms": f"{r['single_image_ms']['p50']:.2f}",
              "p99 ms": f"{r['single_image_ms']['p99']:.2f}",
              "batch img/s": f"{r['batch_images_per_second']:.0f}"} for r in results]

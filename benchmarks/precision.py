@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_kind, mean_std, setup_data_dir, table, train_cli, write_results  # noqa: E402
+from common import mean_std, setup_data_dir, table, train_cli, write_results  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -46,8 +46,8 @@ def main() -> None:
             results.append({"precision": precision, "runs": runs,
                             "test_accuracy": mean_std(r["test_accuracy"] for r in runs),
                             "train_seconds": mean_std(r["train_seconds"] for r in runs)})
-    path = write_results(f"precision-{cpu_kind()}", {"preset": args.preset, "split": args.split,
-                                                    "epochs": args.epochs, "results": results})
+    path = write_results("precision", {"preset": args.preset, "split": args.split,
+                                                    "epochs": args.epochs, "results": results}, per_machine=True)
     rows = [{"precision": r["precision"], "seeds": len(r["runs"]),
              "test accuracy": f"{r['test_accuracy']['mean']:.4f} ± {r['test_accuracy']['std']:.4f}",
              "training s": f"{r['train_seconds']['mean']:.0f} ± {r['train_seconds']['std']:.0f}"} for r in results]

@@ -155,7 +155,7 @@ def main() -> None:
                       "server_cpu_ms_per_request"]))
     print(f"load average during the run: {load_avg[0]:.1f} on {os.cpu_count()} cores (other work shares the machine)")
     path = write_results("serve_load", {"model": args.model, "target": "0 errors, p99 <= 50 ms at 16 clients",
-                                        "load_average_1min": load_avg[0], "results": rows})
+                                        "load_average_1min": load_avg[0], "results": rows}, per_machine=True)
     print(f"wrote {path}")
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_kind, setup_data_dir, table, write_results  # noqa: E402
+from common import setup_data_dir, table, write_results  # noqa: E402
 
 DATASET = dict(split="localbalanced", classes="0-35", resplit="0.7,0.2,0.1")
 
@@ -146,10 +146,10 @@ def main() -> None:
         r["eval_speedup"] = r["eval_images_per_second"] / base["eval_images_per_second"]
         r["train_roof_share"] = flops["train"] * r["train_images_per_second"] / 1e9 / roof[r["precision"]]
         r["eval_roof_share"] = flops["forward"] * r["eval_images_per_second"] / 1e9 / roof[r["precision"]]
-    path = write_results(f"speed-{cpu_kind()}", {
+    path = write_results("speed", {
         "dataset": DATASET, "model": "cnn3", "flops_per_image": flops, "threads": torch.get_num_threads(),
         "roof_gflops": roof, "results": results,
-        "note": "bf16 measured only where the CPU has fast bf16 (AVX512-BF16/AMX); roof = 2048x2048 matmul"})
+        "note": "bf16 measured only where the CPU has fast bf16 (AVX512-BF16/AMX); roof = 2048x2048 matmul"}, per_machine=True)
     rows = [{"pipeline": r["pipeline"], "batch": r["batch"], "precision": r["precision"],
              "train img/s": f"{r['train_images_per_second']:.0f}", "train x": f"{r['train_speedup']:.1f}",
              "train % roof": f"{100 * r['train_roof_share']:.0f}%",

@@ -60,7 +60,7 @@ def main() -> None:
                             "targets": [{"accuracy": a, "seconds": s, "met": acc["mean"] >= a and wall["mean"] <= s}
                                         for a, s in targets]})
     path = write_results("time_to_accuracy", {"seeds": args.seeds, "reference36_local_accuracy": bar,
-                                              "results": results})
+                                              "results": results}, per_machine=True)
     rows = [{"preset": r["preset"], "split": r["split"],
              "test accuracy": f"{r['test_accuracy']['mean']:.4f} ± {r['test_accuracy']['std']:.4f}",
              "wall s": f"{r['wall_seconds']['mean']:.1f} ± {r['wall_seconds']['std']:.1f}",
