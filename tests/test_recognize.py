@@ -115,7 +115,7 @@ def test_cli_predict_and_read(tmp_path, capsys):
     assert main(["read", str(tmp_path / "word.png"), "--model", str(model), "--json"]) == 0
     reading = json.loads(capsys.readouterr().out)[str(tmp_path / "word.png")]
     assert len(reading["text"]) == 2 and len(reading["characters"]) == 2 and len(reading["characters"][0]["box"]) == 4
-    assert main(["predict", str(tmp_path / "nope.png"), "--model", str(model)]) == 2
+    assert main(["predict", str(tmp_path / "nope.png"), "--model", str(model)]) == 1  # reported, like a bad image
     assert "nope.png: no such file or folder" in capsys.readouterr().err
 
 

@@ -137,8 +137,8 @@ def test_bad_images_and_parameters_give_422_or_404(client):
                                                       files={"upload": ("x.png", b"1")}), 422)
     assert "malformed multipart" in detail(client.post(
         "/api/v1/predict", content=b"--zz\r\nnonsense", headers={"content-type": "multipart/form-data"}), 422)
-    assert "top_k must be between 1 and 6" in detail(upload(client, png(draw(SEVEN)), top_k=7), 422)
-    assert "top_k must be between 1 and 6" in detail(upload(client, png(draw(SEVEN)), top_k=0), 422)
+    assert "top_k: expected an integer from 1 to 6" in detail(upload(client, png(draw(SEVEN)), top_k=7), 422)
+    assert "top_k: expected an integer from 1 to 6" in detail(upload(client, png(draw(SEVEN)), top_k=0), 422)
     assert detail(upload(client, png(draw(SEVEN)), top_k="many"), 422)
     assert "unknown model 'nope'; available: first, second" in detail(
         upload(client, png(draw(SEVEN)), model="nope"), 404)

@@ -14,7 +14,7 @@ grouped by stage (a change goes where its stage is):
 """
 from .config import PRESETS, Config, get_preset
 from .data import Dataset, build_dataset, dataset_for, load_split
-from .errors import ConfigError, DataError, EmnistCnnError, ImageError, ModelFileError, ReportError
+from .errors import ConfigError, DataError, EmnistCnnError, ImageError, ModelFileError, ReportError, RunError
 from .evaluation import evaluate, evaluate_models, write_report
 from .models import count_parameters, create_model, list_models, load_model, training_config
 from .recognition import Recognizer
@@ -24,6 +24,6 @@ from .training import train
 __version__ = "0.1.0"
 
 __all__ = ["Config", "PRESETS", "get_preset", "Dataset", "build_dataset", "dataset_for", "load_split",
-           "EmnistCnnError", "ConfigError", "DataError", "ImageError", "ModelFileError", "ReportError",
+           "EmnistCnnError", "ConfigError", "DataError", "ImageError", "ModelFileError", "ReportError", "RunError",
            "evaluate", "evaluate_models", "write_report", "count_parameters", "create_model", "list_models",
            "load_model", "training_config", "Recognizer", "export_onnx", "train"]

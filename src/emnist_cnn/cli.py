@@ -219,12 +219,15 @@ def cmd_export(args) -> int:
 
 # ----------------------------------------------------------------------------------------------- recognition
 def recognise_each(args, recognise, line, as_json) -> int:
-    """Run recognise(path) on every image; an unusable image is reported and the others still run."""
+    """Run recognise(path) on every image; an unusable image, a missing path or an empty folder is reported on
+    stderr and the others still run; the exit status is 1 if any failed."""
     from .errors import ImageError
     from .recognition import image_files
     results, failed = {}, 0
     for path in image_files(args.images):
         try:
+            if isinstance(path, ImageError):
+                raise path
             results[path] = recognise(path)
         except ImageError as e:
             print(f"error: {e}", file=sys.stderr)
@@ -258,7 +261,8 @@ def cmd_read(args) -> int:
 
 def cmd_serve(args) -> int:
     from .serving.app import serve
-    serve(args.model or [DEFAULT_MODEL], host=args.host, port=args.port, backend=args.backend, device=args.device)
+    serve(args.model or [DEFAULT_MODEL], host=args.host, port=args.port, backend=args.backend, device=args.device,
+          allowed_hosts=args.allowed_host or ())
     return 0
 
 
@@ -282,6 +286,9 @@ def add_recognize_commands(sub) -> None:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--backend", default="torch", choices=sorted(BACKENDS))
     s.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    s.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="also answer requests whose Host header is NAME (repeat; the --host address and the "
+                        "loopback names are always answered, any other Host gets 400)")
     s.set_defaults(func=cmd_serve)
 
 

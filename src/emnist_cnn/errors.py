@@ -24,5 +24,9 @@ class ImageError(EmnistCnnError):
     """An image that cannot be recognised; the message says why."""
 
 
+class RunError(EmnistCnnError):
+    """A run directory that cannot be resumed: a missing or damaged file, named in the message."""
+
+
 class ReportError(EmnistCnnError):
     """A run directory the report cannot be written for; the message names the file."""

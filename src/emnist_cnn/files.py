@@ -9,12 +9,23 @@ from pathlib import Path
 from typing import Callable
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file; some writers (safetensors) create theirs 0600
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
-    """write(tmp_path) then rename over path; on failure the target is untouched and the temporary file removed."""
+    """write(tmp_path) then rename over path; on failure the target is untouched and the temporary file removed.
+    Every file gets the same mode, whichever library wrote it."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -167,7 +167,12 @@ def _is_gzip(path: Path) -> bool:
 def read_mapping(path: Path) -> dict[int, str]:
     """EMNIST mapping file: 'label ascii [ascii...]' per line -> {label: character} (first code wins)."""
     mapping: dict[int, str] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="ascii")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not an EMNIST mapping file (byte {e.start} is not ASCII; expected lines of "
+                        f"'label ascii-code')") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -181,17 +186,23 @@ def read_mapping(path: Path) -> dict[int, str]:
 
 
 def load_array(path: Path, kind: str) -> np.ndarray:
-    """Verified, parsed array of an IDX file, upright for images; cached as .npy and memory-mapped."""
+    """Verified, parsed array of an IDX file, upright for images; cached as .npy and memory-mapped.
+
+    The cache is trusted only if it is what was built from this very file: the record beside it names the source
+    (path, size, modification time) and the array (shape and CRC-32 of its bytes), and all of it must match; on any
+    mismatch or read error (a truncated or edited .npy, a changed header) it is rebuilt from the source."""
     stat = path.stat()
     stamp = {"source": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     cache = cache_dir() / "arrays"
     npy, meta = cache / f"{path.name}.npy", cache / f"{path.name}.json"
     try:
-        if json.loads(meta.read_text()) == stamp:
+        record = json.loads(meta.read_text())
+        if {k: record.get(k) for k in stamp} == stamp:
             arr = np.load(npy, mmap_mode="r")
-            if arr.dtype == np.uint8 and arr.ndim == (3 if kind == "images" else 1):
+            if (arr.dtype == np.uint8 and list(arr.shape) == record.get("shape")
+                    and arr.ndim == (3 if kind == "images" else 1) and array_crc32(arr) == record.get("crc32")):
                 return arr
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, TypeError, AttributeError):
         pass  # no cache, or a stale / corrupt one: rebuild below
     verify(path)
     arr = read_idx(path)
@@ -202,10 +213,14 @@ def load_array(path: Path, kind: str) -> np.ndarray:
     try:
         cache.mkdir(parents=True, exist_ok=True)
         save_npy(npy, arr)
-        write_text(meta, json.dumps(stamp))
+        write_text(meta, json.dumps({**stamp, "shape": list(arr.shape), "crc32": array_crc32(arr)}))
     except OSError:
         pass  # read-only cache: still fine, just slower next time
     return arr
+
+
+def array_crc32(arr: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(arr)).cast("B"))
 
 
 def save_npy(path: Path, arr: np.ndarray) -> None:

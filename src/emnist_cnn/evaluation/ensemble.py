@@ -26,8 +26,9 @@ def check_members(metas: list[dict]) -> None:
             tested_on.setdefault(dataset["name"], set()).add(dataset["test_sha256"])
     for name, digests in tested_on.items():
         if len(digests) > 1:
-            raise ModelFileError(f"the models were trained on different splits of {name} (model.json dataset.test_sha256 "
-                             f"differs): some were trained on images that are test images of others")
+            raise ModelFileError(f"the models were trained on different splits of {name} (model.json "
+                                 f"dataset.test_sha256 differs): some were trained on images that are test images "
+                                 f"of others")
 
 
 class Ensemble(nn.Module):

@@ -5,6 +5,7 @@ The model sits behind a backend (backends.py): PyTorch or ONNX Runtime.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,12 +55,20 @@ class Recognizer:
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
+    def check_top_k(self, top_k: int) -> int:
+        """The one rule for top_k, in Python, the CLI and REST (422 there): 1 to the number of classes."""
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or \
+                not 1 <= top_k <= len(self.classes):
+            raise ConfigError(f"top_k: expected an integer from 1 to {len(self.classes)}, found {top_k!r}")
+        return int(top_k)
+
     def top(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
-        order = np.argsort(-probs, kind="stable")[:max(1, k)]
+        order = np.argsort(-probs, kind="stable")[:self.check_top_k(k)]
         return [(self.classes[i], float(probs[i])) for i in order]
 
     def classify(self, images_u8: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k (character, probability) for each uint8 N×28×28 image already in EMNIST form."""
+        self.check_top_k(top_k)
         return [self.top(p, top_k) for p in self.probabilities(images_u8)]
 
     def predict(self, image, top_k: int = 5) -> list[tuple[str, float]]:
@@ -67,14 +76,18 @@ class Recognizer:
         return self.predict_batch([image], top_k)[0]
 
     def predict_batch(self, images, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        self.check_top_k(top_k)
         return self.classify(np.stack([preprocess.to_emnist(im) for im in images]), top_k)
 
-    def read(self, image, top_k: int = 5) -> Reading:
-        """The characters written side by side in an image, left to right, with confidences and boxes."""
+    def read(self, image, top_k: int = 5, budget: float | None = None) -> Reading:
+        """The characters written side by side in an image, left to right, with confidences and boxes. `budget`
+        (seconds) bounds the segmentation: an image that would take longer is refused (segment.OverBudget)."""
         from .segment import segment
+        self.check_top_k(top_k)
+        deadline = None if budget is None else time.monotonic() + budget
         img = preprocess.open_image(image)
         ink, (left, top), scale = preprocess.ink_map(img, preprocess.source_name(image))
-        boxes, inks = segment(ink)
+        boxes, inks = segment(ink, deadline)
         # boxes refer to the original image: the ink map is cropped, and very large images were reduced
         boxes = [(round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
                   round((y1 + top) * scale)) for x0, y0, x1, y1 in boxes]
@@ -94,14 +107,17 @@ def text_with_spaces(chars: list[Character]) -> str:
     return out
 
 
-def image_files(paths) -> list[str]:
-    """The given files, and the images inside the given folders (sorted); a missing path is an error."""
-    out = []
+def image_files(paths) -> list[str | ImageError]:
+    """Each given file, and the images inside each given folder (sorted); a missing path, or a folder without
+    images, stands in the list as the ImageError that says so, so that the caller can report it and go on."""
+    out: list[str | ImageError] = []
     for p in map(os.fspath, paths):
         if os.path.isdir(p):
-            out += sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(preprocess.IMAGE_SUFFIXES))
+            found = sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(preprocess.IMAGE_SUFFIXES))
+            out += found or [ImageError(f"{p}: a folder without images "
+                                        f"({', '.join(preprocess.IMAGE_SUFFIXES)})")]
         elif os.path.exists(p):
             out.append(p)
         else:
-            raise ImageError(f"{p}: no such file or folder")
+            out.append(ImageError(f"{p}: no such file or folder"))
     return out

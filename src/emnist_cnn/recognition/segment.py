@@ -3,13 +3,35 @@
 Connected components of the ink, then the parts of one character are merged: pieces stacked above each other
 (the dot of an i or j, a broken stroke, the bar of a T drawn apart) overlap in x by at least half of the
 narrower one's width. Specks much smaller than the largest mark are dropped as noise.
+
+The work is bounded whatever the image: merging is a sweep over the parts sorted by x (O(n log n) per pass, passes
+until nothing merges), an image with more marks than a line of handwriting has is refused before any of it, and a
+deadline, when given, is checked as the work goes.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
+
+from ..errors import ImageError
 
 SPECK_FRACTION = 0.02   # a component with less ink area than this share of the largest one is noise
 X_OVERLAP = 0.5         # stacked parts: x-overlap ≥ this share of the narrower width
+MAX_MARKS = 300         # more separate marks than this is not a line of handwriting (a dot grid, noise): refused
+
+
+class TooManyMarks(ImageError):
+    """An image with more separate marks than a line of handwriting has."""
+
+
+class OverBudget(ImageError):
+    """Reading an image took longer than its time budget."""
+
+
+def check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise OverBudget("reading this image took longer than its time budget")
 
 
 def components(ink: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]], np.ndarray]:
@@ -30,30 +52,44 @@ def union(a, b):
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
-def group_parts(boxes: list, areas: np.ndarray) -> list[tuple[tuple[int, int, int, int], list[int]]]:
+def group_parts(boxes: list, areas: np.ndarray, deadline: float | None = None
+                ) -> list[tuple[tuple[int, int, int, int], list[int]]]:
     """(box, labels) per character, sorted left to right."""
     big = [i for i, a in enumerate(areas) if a >= SPECK_FRACTION * areas.max()]
+    if len(big) > MAX_MARKS:
+        raise TooManyMarks(f"{len(big)} separate marks, more than the {MAX_MARKS} a line of handwriting can have "
+                           f"(a pattern or noise, not writing)")
     groups = [(boxes[i], [i + 1]) for i in big]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                if overlaps(groups[i][0], groups[j][0]):
-                    groups[i] = (union(groups[i][0], groups[j][0]), groups[i][1] + groups[j][1])
-                    del groups[j]
-                    merged = True
+    while True:  # one sweep left to right; a union can reach parts a sweep has passed, so sweep until none merges
+        check_deadline(deadline)
+        swept: list = []  # sorted by x0: a part merges into a group left of it, which keeps its x0
+        widest, merged = 0, False
+        for box, labels in sorted(groups, key=lambda g: (g[0][0], g[0][1])):
+            into = None
+            for k in range(len(swept) - 1, -1, -1):
+                if swept[k][0][0] < box[0] - widest:
+                    break  # groups further left end before this part begins
+                if overlaps(swept[k][0], box):
+                    into = k
                     break
-            if merged:
-                break
+            if into is None:
+                swept.append((box, labels))
+                widest = max(widest, box[2] - box[0])
+            else:
+                swept[into] = (union(swept[into][0], box), swept[into][1] + labels)
+                widest, merged = max(widest, swept[into][0][2] - swept[into][0][0]), True
+        groups = swept
+        if not merged:
+            break
     return sorted(groups, key=lambda g: (g[0][0], g[0][1]))
 
 
-def segment(ink: np.ndarray) -> tuple[list[tuple[int, int, int, int]], list[np.ndarray]]:
+def segment(ink: np.ndarray, deadline: float | None = None
+            ) -> tuple[list[tuple[int, int, int, int]], list[np.ndarray]]:
     """Boxes (x0, y0, x1, y1; x1, y1 exclusive) and the ink of each character alone, left to right."""
     labels, boxes, areas = components(ink)
     out_boxes, inks = [], []
-    for (x0, y0, x1, y1), parts in group_parts(boxes, areas):
+    for (x0, y0, x1, y1), parts in group_parts(boxes, areas, deadline):
         window = labels[y0:y1, x0:x1]
         inks.append(np.where(np.isin(window, parts), ink[y0:y1, x0:x1], 0).astype(np.float32))
         out_boxes.append((int(x0), int(y0), int(x1), int(y1)))

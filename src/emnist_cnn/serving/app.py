@@ -19,13 +19,20 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..data import preprocess
+from ..errors import ConfigError
 from ..recognition import Recognizer
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+READ_BUDGET_SECONDS = 2.0   # segmentation time one /read may take on the model thread before it is refused (422)
+HEADER_SECONDS = 10.0       # a request's headers must arrive within this, or the connection is closed
+BODY_SECONDS = 30.0         # and its body within this (408): a slow client cannot hold a connection for long
+MAX_CONNECTIONS = 256       # open connections beyond this are answered 503 at once
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 API = "/api/v1"
 
 Row = Annotated[list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=28, max_length=28)]
@@ -87,8 +94,13 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > self.max_bytes:
             return await too_large(scope, receive, send)
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + BODY_SECONDS
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except asyncio.TimeoutError:
+                slow = JSONResponse({"detail": f"request body not received within {BODY_SECONDS:.0f} s"}, 408)
+                return await slow(scope, receive, send)
             if message["type"] != "http.request":
                 return
             chunks.append(message.get("body", b""))
@@ -190,8 +202,10 @@ def as_recognizer(thing) -> Recognizer:
     return thing if isinstance(thing, Recognizer) else Recognizer(thing)
 
 
-def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
-    """The app for one Recognizer (or backend), or several as a list / {name: ...}; the first is the default."""
+def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_hosts=None) -> FastAPI:
+    """The app for one Recognizer (or backend), or several as a list / {name: ...}; the first is the default.
+    allowed_hosts: the Host header values it answers (others get 400: a page of another origin that reaches the
+    server by DNS rebinding is refused); None answers any, as a library app behind the caller's own checks."""
     if isinstance(recognizers, dict):
         models = {name: as_recognizer(r) for name, r in recognizers.items()}
     else:
@@ -201,6 +215,8 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
     batchers = {name: Batcher(r) for name, r in models.items()}
     app = FastAPI(title="emnist-cnn", version="1", description="Handwritten character recognition (EMNIST CNNs)")
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     @app.exception_handler(preprocess.ImageError)
     async def image_error(request, e: preprocess.ImageError):
@@ -217,10 +233,11 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
         return name, models[name]
 
     def check_top_k(r: Recognizer, top_k: int) -> int:
-        if not 1 <= top_k <= len(r.classes):
+        try:
+            return r.check_top_k(top_k)
+        except ConfigError as e:
             raise RequestValidationError([{"type": "value_error", "loc": ["query", "top_k"], "input": top_k,
-                                           "msg": f"top_k must be between 1 and {len(r.classes)}"}])
-        return top_k
+                                           "msg": str(e)}]) from None
 
     async def image_from(request: Request) -> tuple[str, object]:
         """('image', bytes) or ('pixels', uint8 28×28) from a multipart upload or a JSON body."""
@@ -245,7 +262,11 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
                 raise HTTPException(422, "give exactly one of 'image' (base64) and 'pixels' (28×28)")
             if body.pixels is not None:
                 return "pixels", np.clip(np.round(np.asarray(body.pixels, dtype=np.float32)), 0, 255).astype(np.uint8)
-            data = body.image.split(",", 1)[1] if body.image.startswith("data:") else body.image
+            data = body.image
+            if data.startswith("data:"):  # data:[<type>][;base64],<data>
+                header, comma, data = data.partition(",")
+                if not comma:
+                    raise HTTPException(422, "'image' is a data: URL without a comma before its data")
             try:
                 return "image", base64.b64decode(data, validate=True)
             except (binascii.Error, ValueError):
@@ -294,7 +315,7 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
         kind, value = await image_from(request)
         if kind == "pixels":
             raise HTTPException(422, "read needs an image ('image' or an upload), not a 28×28 'pixels' array")
-        reading = await batchers[name].run(r.read, value, top_k)
+        reading = await batchers[name].run(r.read, value, top_k, READ_BUDGET_SECONDS)
         return {"model": name, "text": reading.text, "characters": [
             {"character": c.character, "confidence": c.confidence, "box": list(c.box),
              "predictions": predictions(c.top)} for c in reading.characters]}
@@ -302,14 +323,67 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI
     return app
 
 
+def served_hosts(host: str, extra=()) -> list[str]:
+    """The Host names `serve` answers: the address it listens on, the loopback names, and any given."""
+    hosts = [*LOCAL_HOSTS, *extra]
+    if host not in ("0.0.0.0", "::", ""):
+        hosts.insert(0, host)
+    else:
+        import socket
+        hosts.append(socket.gethostname())
+    return list(dict.fromkeys(hosts))
+
+
+def bounded_http_protocol():
+    """uvicorn's HTTP protocol with a deadline on each request's headers (uvicorn bounds only idle keep-alive)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+        header_timer = None
+
+        def start_header_timer(self) -> None:
+            if self.header_timer is None:
+                self.header_timer = self.loop.call_later(HEADER_SECONDS, self.headers_too_slow)
+
+        def stop_header_timer(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+                self.header_timer = None
+
+        def headers_too_slow(self) -> None:
+            self.header_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.start_header_timer()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.start_header_timer()
+
+        def on_headers_complete(self) -> None:
+            self.stop_header_timer()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc) -> None:
+            self.stop_header_timer()
+            super().connection_lost(exc)
+
+    return BoundedHttpToolsProtocol
+
+
 def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, backend: str = "torch",
-          device: str = "cpu") -> None:
+          device: str = "cpu", allowed_hosts=()) -> None:
     import torch
     import uvicorn
     torch.set_num_threads(1)  # the model thread, the preparing thread and the event loop share the cores
-    app = create_app({name: Recognizer.load(name, backend, device) for name in models})
+    app = create_app({name: Recognizer.load(name, backend, device) for name in models},
+                     allowed_hosts=served_hosts(host, allowed_hosts))
     # torch, FastAPI and the models leave ~200,000 objects that live as long as the server; a full garbage collection
     # walks them all (tens of ms, a stall every request in flight waits out). Frozen, the collector skips them.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, http=bounded_http_protocol(),
+                limit_concurrency=MAX_CONNECTIONS)

@@ -19,7 +19,8 @@ from ..config import Config
 from ..data import Dataset, dataset_for, normalize, resolve_split
 from ..data.augment import random_affine, random_erase
 from ..evaluation.evaluate import evaluate
-from ..files import write_json
+from ..errors import ConfigError, ModelFileError, RunError
+from ..files import write_json, write_text
 from ..models import count_parameters, create_model, load_model
 from ..models.checkpoint import load_training_state, save_model, save_training_state
 from ..runtime import autocast, environment, resolve_device, resolve_precision
@@ -101,13 +102,65 @@ def train_one_epoch(cfg: Config, model, optimizer, scheduler, images, labels, ep
 
 # ----------------------------------------------------------------------------------------------- the run
 def new_run_dir(cfg: Config) -> Path:
+    """A new directory under cfg.out_dir, made atomically: runs started at the same instant each get their own
+    (mkdir fails for all but one of them, and the others take the next suffix)."""
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir {cfg.out_dir!r}: exists and is not a directory")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.out_dir) / f"{cfg.preset or cfg.architecture}-{stamp}"
-    run_dir, k = base, 1
-    while run_dir.exists():
-        run_dir, k = Path(f"{base}-{k}"), k + 1
-    run_dir.mkdir(parents=True)
-    return run_dir
+    base = out / f"{cfg.preset or cfg.architecture}-{stamp}"
+    for k in range(10_000):
+        run_dir = base if k == 0 else Path(f"{base}-{k}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ConfigError(f"out_dir {cfg.out_dir!r}: cannot create a run directory there ({e})") from None
+    raise ConfigError(f"out_dir {cfg.out_dir!r}: no free run directory name for {base.name}")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """metrics.jsonl's rows; a torn last line (what a kill or a full disk can leave) is dropped, so that its epoch
+    is trained again. A damaged line before the last is an error naming the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing, so the run cannot be resumed (it holds the epochs trained so far)") \
+            from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunError(f"{path}: unreadable ({e})") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if n == len(lines):
+                break  # torn last line
+            raise RunError(f"{path}:{n}: not a JSON line ({e})") from None
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """All rows, written atomically (the whole file each epoch: a few kilobytes)."""
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def resume_state(run_dir: Path) -> tuple[Config, dict]:
+    """The recorded config and last.pt of a run to resume, or an error that names the missing or damaged file."""
+    if not run_dir.is_dir():
+        raise RunError(f"--resume {run_dir}: no such run directory")
+    if not (run_dir / "config.json").is_file():
+        raise RunError(f"{run_dir / 'config.json'}: missing; {run_dir} is not a run directory")
+    if not (run_dir / "last.pt").is_file():
+        raise RunError(f"{run_dir / 'last.pt'}: missing; the run ended before its first epoch, or was finished "
+                       f"elsewhere: start it again")
+    state = load_training_state(run_dir / "last.pt")
+    missing = sorted({"model", "optimizer", "scheduler", "ema", "rng", "epoch", "best_val"} - set(state))
+    if missing:
+        raise ModelFileError(f"{run_dir / 'last.pt'}: not a training state of emnist-cnn (no {', '.join(missing)})")
+    return Config.from_json(run_dir / "config.json"), state
 
 
 def model_meta(cfg: Config, data: Dataset, env: dict, num_parameters: int) -> dict:
@@ -122,7 +175,8 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     """Train per cfg (or continue the run in `resume`); returns the run directory."""
     if resume is not None:
         run_dir = Path(resume)
-        cfg = Config.from_json(run_dir / "config.json")
+        cfg, state = resume_state(run_dir)
+        rows = read_rows(run_dir / "metrics.jsonl")
     device = distributed.setup(resolve_device(cfg.device))  # under torchrun: join the job, one GPU per rank
     if not distributed.is_main():
         log, progress = (lambda *a, **k: None), False
@@ -153,22 +207,25 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
     board = TensorBoardLog() if cfg.tensorboard and distributed.is_main() else None
     start_epoch, best_val = 0, -1.0
     if resume is None:
+        rows = []
         run_dir = distributed.from_main(lambda: new_run_dir(cfg))  # only rank 0 writes, below too
         if distributed.is_main():
             write_json(run_dir / "config.json", {**cfg.to_dict(), "_environment": env})
     else:
-        state = load_training_state(run_dir / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.model.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if ema is not None:
+                ema.model.load_state_dict(state["ema"])
+            torch.set_rng_state(state["rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise ModelFileError(f"{run_dir / 'last.pt'}: does not fit this run's model and optimiser "
+                                 f"({str(e).splitlines()[0]})") from None
         start_epoch, best_val = state["epoch"], state["best_val"]
+        rows = [r for r in rows if r.get("epoch", 0) <= start_epoch]  # epochs after the checkpoint are redone
         if distributed.is_main():
-            lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-            kept = [ln for ln in lines if json.loads(ln)["epoch"] <= start_epoch]  # drop epochs after the checkpoint
-            (run_dir / "metrics.jsonl").write_text("".join(ln + "\n" for ln in kept))
+            write_rows(run_dir / "metrics.jsonl", rows)
         log(f"resuming {run_dir} after epoch {start_epoch}")
     log(f"run {run_dir}: {data.name} ({len(labels)} train), {cfg.architecture} "
         f"({meta['parameters']:,} parameters), {device} {precision}")
@@ -195,9 +252,9 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
             if distributed.is_main():
                 save_model(run_dir, eval_model, meta)
         row["elapsed_seconds"] = time.perf_counter() - t0
+        rows.append(row)
         if distributed.is_main():
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+            write_rows(run_dir / "metrics.jsonl", rows)
             save_training_state(run_dir / "last.pt", {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "ema": ema.model.state_dict() if ema is not None else {}, "rng": torch.get_rng_state(),
