@@ -1,9 +1,13 @@
 """What several test modules share: synthetic EMNIST files, small configs, drawn characters, small models."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +126,24 @@ def line_image(glyphs, gap=40, size=100, extra=None):
         x += round((right - left) * size) + size // 10 + gap  # the next glyph starts `gap` after this one's ink
     return img
 
+
+
+@contextlib.contextmanager
+def serving(app, **options):
+    """The app under uvicorn in a thread on a free 127.0.0.1 port; yields the port."""
+    import uvicorn
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import SEVEN, draw, make_split, png, random_model_dir, small_config
+from helpers import SEVEN, draw, make_split, png, random_model_dir, serving, small_config
 from PIL import Image
 
 import emnist_cnn
@@ -80,27 +80,13 @@ def test_a_read_over_its_time_budget_is_refused(tmp_path):
 @pytest.fixture
 def live_server(tmp_path, monkeypatch):
     """The app under uvicorn with the bounded protocol `serve` uses, on a free loopback port; short timeouts."""
-    import uvicorn
-
     from emnist_cnn.serving import app as app_mod
     monkeypatch.setattr(app_mod, "HEADER_SECONDS", 1.0)
     monkeypatch.setattr(app_mod, "BODY_SECONDS", 1.0)
     app = app_mod.create_app(Recognizer.load(random_model_dir(tmp_path / "model")),
                              allowed_hosts=app_mod.served_hosts("127.0.0.1"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           http=app_mod.bounded_http_protocol()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app, http=app_mod.bounded_http_protocol()) as port:
+        yield port
 
 
 def test_well_behaved_clients_stay_fast_while_others_send_worst_case_images(live_server):

@@ -99,9 +99,9 @@ def test_confused_pairs_largest_off_diagonal_first():
 def test_no_report_flag_and_report_command(synth_dir, tmp_path, capsys):
     assert Config().report  # training writes the report unless told not to
     out = tmp_path / "runs"
-    assert main(["train", "--device", "cpu", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
+    assert main(["train", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
                  "--epochs", "1", "--val-fraction", "0.2", "--out-dir", str(out), "--quiet",
-                 "--no-report"]) == 0
+                 "--no-report", "--device", "cpu"]) == 0
     (run_dir,) = out.iterdir()
     assert not (run_dir / "report").exists()
     assert main(["report", str(run_dir), "--split", "val"]) == 0

@@ -12,8 +12,9 @@ from emnist_cnn.cli import main
 
 def test_tensorboard_event_file_reads_back(synth_dir, tmp_path):
     out = tmp_path / "runs"
-    assert main(["train", "--device", "cpu", "--split", "synth", "--data-dir", str(synth_dir), "--architecture", "tiny-cnn", "--epochs", "2",
-                 "--val-fraction", "0.25", "--out-dir", str(out), "--tensorboard", "--quiet"]) == 0
+    assert main(["train", "--split", "synth", "--data-dir", str(synth_dir), "--architecture", "tiny-cnn",
+                 "--epochs", "2", "--val-fraction", "0.25", "--out-dir", str(out), "--tensorboard", "--quiet",
+                 "--device", "cpu"]) == 0
     (run,) = out.iterdir()
     assert list(run.glob("events.out.tfevents.*"))
     events = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})

@@ -63,9 +63,9 @@ def test_resume_after_kill_matches_uninterrupted_run(synth_dir, tmp_path, monkey
 
 def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
     out = tmp_path / "runs"
-    rc = main(["train", "--device", "cpu", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
+    rc = main(["train", "--preset", "reference-digits", "--split", "synth", "--data-dir", str(synth_dir),
                "--epochs", "2", "--lr", "0.005", "--val-fraction", "0.2", "--out-dir", str(out), "--quiet",
-               "--no-report"])
+               "--no-report", "--device", "cpu"])
     assert rc == 0
     (run,) = out.iterdir()
     assert run.name.startswith("reference-digits-")
@@ -83,7 +83,7 @@ def test_cli_train_with_overrides_then_evaluate(synth_dir, tmp_path, capsys):
 
 
 def test_unknown_preset_is_a_clear_error(capsys):
-    assert main(["train", "--device", "cpu", "--preset", "nope"]) == 2
+    assert main(["train", "--preset", "nope", "--device", "cpu"]) == 2
     assert "unknown preset 'nope'; available: best-balanced, best-bymerge, " in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown config field"):
         get_preset("reference36").replace(lr_typo=1)
@@ -156,8 +156,8 @@ def test_init_fine_tunes_a_model_on_an_image_folder_with_new_classes(synth_dir, 
         (folder / name).mkdir(parents=True)
         for i, img in enumerate(class_images(np.full(12, k + 2), rng)):
             Image.fromarray(255 - img).resize((40, 40)).save(folder / name / f"{i}.png")  # dark on light, 40x40
-    assert main(["train", "--device", "cpu", "--init", str(source), "--freeze", "1", "--data-dir", str(folder), "--epochs", "2",
-                 "--out-dir", str(tmp_path / "tuned"), "--quiet", "--no-report"]) == 0
+    assert main(["train", "--init", str(source), "--freeze", "1", "--data-dir", str(folder), "--epochs", "2",
+                 "--out-dir", str(tmp_path / "tuned"), "--quiet", "--no-report", "--device", "cpu"]) == 0
     (tuned,) = (tmp_path / "tuned").iterdir()
     meta = json.loads((tuned / "model.json").read_text())
     assert meta["classes"] == ["x", "y", "z"] and meta["architecture"] == "fast-cnn-s"

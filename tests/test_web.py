@@ -3,12 +3,10 @@
 Needs Debian's /usr/bin/chromium: skipped without it locally, a failure in CI (.ci/run installs it).
 """
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from helpers import serving
 from real_model import DIGITS, digits_model_dir
 
 from emnist_cnn.recognition import Recognizer
@@ -21,21 +19,8 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 @pytest.fixture
 def server_url(real_data_dir):
-    import uvicorn
-    app = create_app(Recognizer.load(digits_model_dir(real_data_dir)))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(Recognizer.load(digits_model_dir(real_data_dir)))) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -95,8 +80,8 @@ def test_draw_digits_and_see_them_recognised(server_url, page):
 
 
 def test_upload_and_blank_canvas_messages(server_url, page, tmp_path):
-    from playwright.sync_api import expect
     from helpers import draw
+    from playwright.sync_api import expect
     page.goto(server_url)
     draw(DIGITS["7"], size=120, canvas=(200, 180), at=(40, 30)).save(tmp_path / "seven.png")
     page.set_input_files("#upload", str(tmp_path / "seven.png"))

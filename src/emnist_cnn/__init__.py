@@ -14,9 +14,23 @@ grouped by stage (a change goes where its stage is):
 """
 from .config import PRESETS, Config, get_preset
 from .data import Dataset, build_dataset, dataset_for, load_split
-from .errors import ConfigError, DataError, EmnistCnnError, ImageError, ModelFileError, ReportError, RunError
+from .errors import (
+           ConfigError,
+           DataError,
+           EmnistCnnError,
+           ImageError,
+           ModelFileError,
+           ReportError,
+           RunError,
+)
 from .evaluation import evaluate, evaluate_models, write_report
-from .models import count_parameters, create_model, list_models, load_model, training_config
+from .models import (
+           count_parameters,
+           create_model,
+           list_models,
+           load_model,
+           training_config,
+)
 from .recognition import Recognizer
 from .recognition.onnx import export_onnx
 from .training import train

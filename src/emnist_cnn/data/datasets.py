@@ -11,7 +11,14 @@ import torch
 
 from ..config import Config
 from ..errors import DataError
-from .files import OFFICIAL_SPLITS, cache_dir, load_array, read_mapping, search_dirs, split_files
+from .files import (
+    OFFICIAL_SPLITS,
+    cache_dir,
+    load_array,
+    read_mapping,
+    search_dirs,
+    split_files,
+)
 from .folders import is_image_folder, load_folder
 
 # Named datasets built from a split: (split, classes, resplit ratios).

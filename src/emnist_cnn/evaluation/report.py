@@ -56,7 +56,12 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_B
 def one_vs_rest_curves(probs: np.ndarray, labels: np.ndarray, per_class_auc: np.ndarray) -> dict:
     """Per-class ROC and precision-recall curves from the predicted probabilities, with micro and macro averages.
     The per-class and macro ROC AUC are evaluate()'s; the rest derives from the same probabilities."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_curve,
+        roc_auc_score,
+        roc_curve,
+    )
     c = probs.shape[1]
     onehot = labels[:, None] == np.arange(c)[None, :]
     fpr_grid, recall_grid = np.logspace(-5, 0, 300), np.linspace(0, 1, 201)

@@ -2,7 +2,14 @@
 (architectures.py), model files (checkpoint.py) and the recognisers shipped with the package (pretrained/)."""
 from . import architectures  # noqa: F401  (registers every architecture)
 from .checkpoint import load_model, resolve_model_dir, save_model, training_config
-from .registry import EmnistModel, conv_layers, count_parameters, create_model, list_models, register
+from .registry import (
+           EmnistModel,
+           conv_layers,
+           count_parameters,
+           create_model,
+           list_models,
+           register,
+)
 
 __all__ = ["EmnistModel", "conv_layers", "count_parameters", "create_model", "list_models", "register",
            "load_model", "resolve_model_dir", "save_model", "training_config"]

@@ -72,7 +72,12 @@ def calibration_images(source, count: int = CALIBRATION_IMAGES) -> torch.Tensor:
 def quantize_int8(proto, calibration: np.ndarray):
     """Static int8 quantisation (QDQ, per-channel weights), activation ranges from the calibration batch."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Batches(CalibrationDataReader):

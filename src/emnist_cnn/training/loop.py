@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data import Dataset, dataset_for, normalize, resolve_split
 from ..data.augment import random_affine, random_erase
-from ..evaluation.evaluate import evaluate
 from ..errors import ConfigError, ModelFileError, RunError
+from ..evaluation.evaluate import evaluate
 from ..files import write_json, write_text
 from ..models import count_parameters, create_model, load_model
 from ..models.checkpoint import load_training_state, save_model, save_training_state
