@@ -5,6 +5,9 @@ dark background, faint noise dropped, cropped to the ink, Gaussian blur (σ = 1 
 centred in a square keeping the aspect ratio, padded, resized to 28×28 (bicubic), intensities stretched to
 0-255. The padding is measured on EMNIST itself: the ink's longer side spans 24 of the 28 pixels (2 on each side).
 Output is upright (rows top to bottom), as every model.json here expects.
+
+Photos of paper (uneven light, shadows, ruled lines, page edges) go through ink.py first; clean scans and canvas
+drawings are recognised as such and converted exactly as before.
 """
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError
+from . import ink
 
 FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # the files of those formats, by name
 MAX_PIXELS = 25_000_000     # larger images are refused before decoding (decompression bombs)
 WORK_SIDE = 1024            # larger images are reduced first: faster, and no character needs more
+PHOTO_SIDE = 512            # a larger JPEG is decoded straight at 1/2, 1/4 or 1/8 of its size, down to about this
 MIN_CONTRAST = 40           # ink must differ from the paper by this much (of 255), else the image is blank
 NOISE_FRACTION = 0.15       # ink fainter than this share of the darkest stroke is noise
 SIZE, INNER = 28, 24        # output side, and the side of the ink's bounding square within it
@@ -75,6 +80,9 @@ def open_image(source, name: str = "image") -> Image.Image:
     if w == 0 or h == 0:
         raise BlankImage(f"{name}: the image is empty ({w}×{h} pixels)")
     try:
+        if img.format == "JPEG" and max(w, h) > WORK_SIDE:  # a phone photo: decode at 1/2-1/8 scale (much faster)
+            img.draft("RGB" if img.mode not in ("L", "1") else "L", (PHOTO_SIDE, PHOTO_SIDE))
+            img.info["original_width"] = w
         img.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise UndecodableImage(f"{name}: cannot decode ({e})") from None
@@ -111,26 +119,36 @@ def ink_map(img: Image.Image, name: str = "image") -> tuple[np.ndarray, tuple[in
     """float32 ink intensity 0-255 on a 0 background (light-on-dark), faint noise removed, cropped to the ink's
     bounding box; BlankImage if there is none. Also (left, top) of that box and the image's pixels per ink-map
     pixel (very large images are reduced first), so that positions in the map can be given in the image."""
-    width = img.width
+    width = img.info.get("original_width", img.width)
     if max(img.size) > WORK_SIDE:
         img = img.copy()
         img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
     gray = grayscale(img)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if median_level(border) > 127:  # dark ink on light paper -> EMNIST's light ink on dark
+    # Dark ink on light paper (the border mostly light; a shadow may darken part of it) -> EMNIST's light on dark
+    if np.percentile(border, 75) > 127:
         gray = 255 - gray
-    paper = median_level(gray[::4, ::4])  # most of the image is paper; every 16th pixel estimates its level
-    peak = float(gray.max()) - paper
-    if peak < MIN_CONTRAST:
-        raise BlankImage(f"{name}: no ink found (the strongest mark differs from the background by "
-                         f"{max(peak, 0):.0f} of 255; at least {MIN_CONTRAST} is needed)")
-    # Ink is what stands out from the paper by more than a share of the strongest stroke; the rest is noise.
-    # Found on the whole image once; everything after works on the ink's bounding box only.
-    mask = gray >= paper + NOISE_FRACTION * peak
+    if not ink.is_clean(255 - gray):  # a photo: find the ink under uneven light, without lines and page edges
+        found = ink.photo_ink(255 - gray)
+        peak = float(found.max())
+        if peak < MIN_CONTRAST:
+            raise BlankImage(f"{name}: no ink found (after evening out the light, the strongest mark is "
+                             f"{peak:.0f} of 255 darker than its paper; at least {MIN_CONTRAST} is needed)")
+        mask = found > 0
+        gray, paper = found, 0.0
+    else:
+        paper = median_level(gray[::4, ::4])  # most of the image is paper; every 16th pixel estimates its level
+        peak = float(gray.max()) - paper
+        if peak < MIN_CONTRAST:
+            raise BlankImage(f"{name}: no ink found (the strongest mark differs from the background by "
+                             f"{max(peak, 0):.0f} of 255; at least {MIN_CONTRAST} is needed)")
+        # Ink is what stands out from the paper by more than a share of the strongest stroke; the rest is noise.
+        # Found on the whole image once; everything after works on the ink's bounding box only.
+        mask = gray >= paper + NOISE_FRACTION * peak
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    ink = np.where(mask[box], gray[box].astype(np.float32) - np.float32(paper), np.float32(0))
-    return ink, (int(cols[0]), int(rows[0])), width / img.width
+    cropped = np.where(mask[box], gray[box].astype(np.float32) - np.float32(paper), np.float32(0))
+    return cropped, (int(cols[0]), int(rows[0])), width / img.width
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,124 @@
+"""Finding the ink in a photo of paper, before the EMNIST conversion (preprocess.py) sees it.
+
+A canvas drawing or a clean scan has flat, quiet paper, and the conversion's own global threshold is right for it:
+such images are recognised as clean (a cheap look at the paper's large-scale brightness and at its grain) and
+pass unchanged. A photo has light
+that varies across the page (a lamp to one side, the shadow of the phone), pale printed lines, sensor noise and
+page edges. For those:
+
+1. the paper's brightness is estimated everywhere: the brightest level in small blocks (ink is darker than
+   paper), closed with a filter wider than a pen stroke, smoothed and brought back to full size;
+2. dividing by it turns every lighting into even paper (light is multiplicative), and the ink is what is darker
+   than its own paper by a share of the strongest stroke: pale ruled or squared lines fall below it;
+3. of the marks left, the ones that are not writing go: marks touching the image border that reach far into it
+   (page edges, the rim of a shadow), marks spanning nearly the whole image, regions too solid to be strokes
+   (what survives an opening wider than any pen stroke: a shadow's corner), and specks. Marks are judged after
+   an opening that removes lines one or two pixels thin, so that a shadow's rim touching a letter is not taken
+   for part of it; the letter's own thin parts are kept near what remains.
+
+numpy and scipy.ndimage do all of it in a few milliseconds for a phone photo reduced to the working size; OpenCV
+or scikit-image would add a large dependency for the same three filters.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+CLEAN_RANGE = 24.0      # paper whose large-scale brightness varies less than this (of 255) is flat
+CLEAN_GRAIN = 1.5       # and whose pixels vary by less than this (standard deviation) is quiet: clean, skipped
+SMALL = 64              # an image with a side shorter than this is a crop of one character, not a photo: clean
+BACKGROUND_SIDE = 120   # the paper's brightness is estimated on a grid of about this many blocks per side
+CLOSING = 1 / 6         # dark features narrower than this share of the shorter side (pen strokes) are not paper
+INK_FRACTION = 0.3      # a mark is ink if darker than its paper by this share of the strongest stroke; around
+FRINGE_FRACTION = 0.15  # the marks kept, pixels down to this share count (the stroke's soft edge, as for scans)
+SOLID = 1 / 5           # dark regions wider than this share of the shorter side everywhere are not strokes
+                        # (a shadow's corner, a dark wedge beside the page): they are cut out of the ink
+BORDER_REACH = 0.35     # a mark touching the border and reaching this share into the image is not writing,
+BORDER_SHARE = 0.25     # nor is one touching it with less ink than this share of the largest mark (a fragment),
+BORDER_EXTENT = 0.15    # or smaller than this share of the image's shorter side (where a shadow's rim meets it)
+MIN_INK = 80.0          # a mark whose darkest point is less dark than this (of 255) is print or grain, not ink
+SPAN = 0.9              # a mark spanning this share of the image's width or height is not writing
+SPECK = 0.02            # a mark with less ink than this share of the largest one is noise,
+MIN_EXTENT = 0.05       # and so is one smaller than this share of the image's shorter side (a shadow's fleck)
+
+
+def block_max(gray: np.ndarray, factor: int) -> np.ndarray:
+    """The brightest value of each factor×factor block (edge blocks padded with the edge)."""
+    h, w = gray.shape
+    ph, pw = math.ceil(h / factor) * factor, math.ceil(w / factor) * factor
+    padded = np.pad(gray, ((0, ph - h), (0, pw - w)), mode="edge") if (ph, pw) != (h, w) else gray
+    return padded.reshape(ph // factor, factor, pw // factor, factor).max(axis=3).max(axis=1)
+
+
+def paper_levels(gray: np.ndarray, side: int = 12) -> np.ndarray:
+    """A coarse map of the paper's brightness (dark ink on light paper): the brightest level per block."""
+    return block_max(gray, max(1, math.ceil(max(gray.shape) / side)))
+
+
+def is_clean(gray: np.ndarray) -> bool:
+    """Flat, quiet paper (a canvas drawing, a clean scan): the pixels near the paper's level vary by less than
+    CLEAN_GRAIN (a photo has grain: sensor noise, paper texture) and its coarse brightness by less than
+    CLEAN_RANGE over most of the image (a quarter of it may be ink, whose blocks are darker)."""
+    if min(gray.shape) < SMALL:
+        return True
+    sample = gray[::4, ::4].astype(np.float32)
+    paper = sample[sample >= np.percentile(sample, 90) - 12]
+    if paper.size and float(paper.std()) >= CLEAN_GRAIN:
+        return False
+    low, high = np.percentile(paper_levels(gray), [25, 95])
+    return float(high - low) < CLEAN_RANGE
+
+
+def paper_background(gray: np.ndarray) -> np.ndarray:
+    """The paper's brightness at every pixel (gray: dark ink on light paper, float32)."""
+    from scipy import ndimage
+    factor = max(1, math.ceil(max(gray.shape) / BACKGROUND_SIDE))
+    small = block_max(gray, factor)
+    size = max(3, round(CLOSING * min(gray.shape) / factor))
+    # a closing (max then min filter, each separable): no smoothing after it, which would blur a shadow's edge
+    small = ndimage.minimum_filter(ndimage.maximum_filter(small, size, mode="nearest"), size, mode="nearest")
+    full = Image.fromarray(small.astype(np.float32), "F").resize(
+        (small.shape[1] * factor, small.shape[0] * factor), Image.Resampling.BILINEAR)
+    return np.asarray(full, dtype=np.float32)[:gray.shape[0], :gray.shape[1]]
+
+
+def photo_ink(gray: np.ndarray) -> np.ndarray:
+    """Ink intensity 0-255 on a 0 background (light on dark, as EMNIST) of a photo of dark ink on light paper;
+    everything that is not writing is 0."""
+    from scipy import ndimage
+    gray = gray.astype(np.float32)
+    background = np.maximum(paper_background(gray), 1.0)
+    ink = np.clip(1.0 - gray / background, 0.0, 1.0) * 255.0
+    flat = ink.ravel()
+    peak = float(np.partition(flat, flat.size - 1 - flat.size // 1000)[flat.size - 1 - flat.size // 1000])
+    if peak <= 0:
+        return np.zeros_like(ink)
+    mask = (ink >= INK_FRACTION * peak).astype(np.uint8)
+    wide = max(5, round(SOLID * min(ink.shape)))
+    blobs = ndimage.maximum_filter(ndimage.minimum_filter(mask, wide), wide + 4)  # solid regions, and a margin
+    mask &= blobs == 0
+    solid = ndimage.maximum_filter(ndimage.minimum_filter(mask, 3), 3)  # opened: without 1-2 px thin lines
+    labels, n = ndimage.label(solid, structure=np.ones((3, 3), dtype=bool))
+    if n == 0:
+        return np.zeros_like(ink)
+    h, w = ink.shape
+    boxes = ndimage.find_objects(labels)
+    amounts = ndimage.sum_labels(ink, labels, index=np.arange(1, n + 1))
+    largest = amounts.max()
+    keep, reaching = np.zeros(n + 1, dtype=bool), np.zeros(n + 1, dtype=bool)
+    for k, (rows, cols) in enumerate(boxes, start=1):
+        height, width = rows.stop - rows.start, cols.stop - cols.start
+        touches = rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w
+        fragment = touches and (amounts[k - 1] < BORDER_SHARE * largest
+                                or max(height, width) < BORDER_EXTENT * min(h, w))
+        if fragment or amounts[k - 1] < SPECK * largest or max(height, width) < MIN_EXTENT * min(h, w):
+            continue
+        keep[k] = ink[rows, cols][labels[rows, cols] == k].max() >= MIN_INK
+        reaching[k] = touches and (height >= BORDER_REACH * h or width >= BORDER_REACH * w) or \
+            height >= SPAN * h or width >= SPAN * w
+    if (keep & ~reaching).any():  # writing away from the border: what reaches in from it is an edge or a shadow
+        keep &= ~reaching  # (where nothing else is left, the writing itself fills a tight crop: it is kept)
+    near = ndimage.maximum_filter(keep[labels].astype(np.uint8), 5)  # the kept marks' thin parts and soft edges
+    return np.where((ink >= FRINGE_FRACTION * peak) & (near > 0) & (blobs == 0), ink, 0.0).astype(np.float32)
