@@ -65,7 +65,13 @@ def worker(spec: dict) -> dict:
     optimizer = make_optimizer(cfg, model, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     images, labels = data.train[0][:spec["images"]], data.train[1][:spec["images"]]
-    tr = train_one_epoch(cfg, model, optimizer, scheduler, images, labels, 0, precision, progress=False)
+    step_model = model
+    if spec.get("compile"):  # torch.compile (inductor); its compilation is left out of the timing
+        step_model = torch.compile(model)
+        warm = spec["batch"] * 20
+        train_one_epoch(cfg, step_model, optimizer, scheduler, images[:warm], labels[:warm], 0, precision,
+                        progress=False)
+    tr = train_one_epoch(cfg, step_model, optimizer, scheduler, images, labels, 0, precision, progress=False)
     def run_eval():
         evaluate(model, *data.test, data.classes, mean=0.5, std=0.5, precision=precision, channels_last=True,
                  batch_size=cfg.eval_batch_size, with_details=False)
@@ -142,6 +148,8 @@ def main() -> None:
     p.add_argument("--images", type=int, default=22_680, help="training images per measurement")
     p.add_argument("--batches", default="64,256,1024", help="emnist-cnn batch sizes to measure")
     p.add_argument("--repeats", type=int, default=3, help="measurements per row, interleaved; the median is shown")
+    p.add_argument("--compile", action="store_true", help="also each emnist-cnn row with torch.compile")
+    p.add_argument("--name", default="speed", help="results file: benchmarks/results/NAME-CPUKIND.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     setup_data_dir()
@@ -161,8 +169,10 @@ def main() -> None:
         write_png_folder(data.test[0].numpy(), data.test[1].numpy(), data.classes, folder / "test")
         specs = [{"pipeline": "baseline", "batch": 64, "images": args.images, "folder": str(folder)}]
         precisions = ["fp32"] + (["bf16"] if has_fast_bf16(torch.device("cpu")) else [])
-        specs += [{"pipeline": "emnist-cnn", "batch": int(b), "images": args.images, "precision": prec}
-                  for prec in precisions for b in args.batches.split(",")]
+        specs += [{"pipeline": "emnist-cnn" + (" compiled" if compiled else ""), "batch": int(b),
+                   "images": args.images, "precision": prec, "compile": compiled}
+                  for prec in precisions for b in args.batches.split(",") for compiled in
+                  ([False, True] if args.compile else [False])]
         # rows interleaved round by round, so that a slow spell of the (shared, virtual) machine hits every row
         rounds = [[run_worker(s) for s in specs] for _ in range(args.repeats)]
         results = [median_row([r[i] for r in rounds]) for i in range(len(specs))]
@@ -176,7 +186,7 @@ def main() -> None:
         r["eval_speedup"] = r["eval_images_per_second"] / base["eval_images_per_second"]
         r["train_roof_share"] = flops["train"] * r["train_images_per_second"] / 1e9 / roof_gflops[r["precision"]]
         r["eval_roof_share"] = flops["forward"] * r["eval_images_per_second"] / 1e9 / roof_gflops[r["precision"]]
-    path = write_results("speed", {
+    path = write_results(args.name, {
         "dataset": DATASET, "model": "cnn3", "flops_per_image": flops, "threads": torch.get_num_threads(),
         "roof_gflops": roof_gflops, "roof_kernels": {p: r["kernels"] for p, r in roofs.items()}, "results": results,
         "note": "bf16 measured only where the CPU has fast bf16 (AVX512-BF16/AMX); roof: the best large kernel"},
