@@ -9,7 +9,7 @@ from PIL import Image
 
 from emnist_cnn.cli import main
 from emnist_cnn.data import preprocess
-from emnist_cnn.errors import ModelFileError
+from emnist_cnn.errors import ConfigError, ModelFileError
 from emnist_cnn.models.pretrained import DEFAULT as DEFAULT_MODEL
 from emnist_cnn.recognition import Recognizer, TorchBackend
 from emnist_cnn.recognition.segment import segment
@@ -123,3 +123,49 @@ def test_torch_backend_logits_shape(tmp_path):
     backend = TorchBackend.load(random_model_dir(tmp_path / "m", classes="xyz"))
     assert backend.classes == list("xyz")
     assert backend.logits(np.zeros((4, 1, 28, 28), np.float32)).shape == (4, 3)
+
+
+# ----------------------------------------------------------------------------------------------- charsets
+def test_charsets_constrain_and_renormalise(tmp_path):
+    from emnist_cnn.recognition.charset import allowed, characters
+    r = Recognizer.load(random_model_dir(tmp_path / "model", classes="01abAB"))
+    image = png(draw(SEVEN))
+    full = dict(r.predict(image, top_k=6))
+    digits = r.predict(image, top_k=6, charset="digits")
+    assert [c for c, _ in digits] == sorted("01", key=lambda c: -full[c]) and len(digits) == 2  # fewer allowed
+    assert sum(p for _, p in digits) == pytest.approx(1.0)
+    assert digits[0][1] == pytest.approx(full[digits[0][0]] / (full["0"] + full["1"]))
+    assert {c for c, _ in r.predict(image, top_k=6, charset="upper")} == {"A", "B"}
+    assert {c for c, _ in r.predict(image, top_k=6, charset="=a0")} == {"a", "0"}  # a literal set
+    assert characters("0123456789ABCDEF") == "0123456789ABCDEF"
+    # merged classes count for both cases: ByMerge's 'C' is c and C, so lowercase 'c' allows it
+    assert list(allowed(list("0Cab"), "lower")) == [False, True, True, True]
+    assert list(allowed(list("0Cab"), "=c")) == [False, True, False, False]
+    with pytest.raises(ConfigError, match="charset 'digts': not a name"):
+        r.predict(image, charset="digts")
+    with pytest.raises(ConfigError, match="charset 'XYZ': none of its characters is a class of this model"):
+        r.predict(image, charset="XYZ")
+    reading = r.read(png(line_image([SEVEN, SEVEN])), charset="digits")
+    assert len(reading.characters) == 2 and all(c.character in "01" for c in reading.characters)
+
+
+def test_charset_in_the_cli_and_the_rest_api(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from emnist_cnn.serving.app import create_app
+    model = random_model_dir(tmp_path / "model", classes="01abAB")
+    draw(SEVEN).save(tmp_path / "7.png")
+    assert main(["predict", str(tmp_path / "7.png"), "--model", str(model), "--charset", "digits", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)[str(tmp_path / "7.png")]
+    assert {a["character"] for a in answer} == {"0", "1"}
+    assert main(["predict", str(tmp_path / "7.png"), "--model", str(model), "--charset", "XYZ"]) == 2
+    assert "none of its characters is a class of this model" in capsys.readouterr().err
+    client = TestClient(create_app(Recognizer.load(model)))
+    files = {"file": ("7.png", png(draw(SEVEN)), "image/png")}
+    ok = client.post("/api/v1/predict?charset=upper&top_k=6", files=files)
+    assert ok.status_code == 200 and {p["character"] for p in ok.json()["predictions"]} == {"A", "B"}
+    for bad in ("digts", "XYZ"):
+        reply = client.post(f"/api/v1/predict?charset={bad}", files=files)
+        assert reply.status_code == 422 and "charset" in reply.text
+    read = client.post("/api/v1/read?charset=digits", files={"file": ("w.png", png(line_image([SEVEN])), "image/png")})
+    assert read.status_code == 200 and read.json()["text"] in ("0", "1")

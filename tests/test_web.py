@@ -86,6 +86,14 @@ def test_upload_and_blank_canvas_messages(server_url, page, tmp_path):
     draw(DIGITS["7"], size=120, canvas=(200, 180), at=(40, 30)).save(tmp_path / "seven.png")
     page.set_input_files("#upload", str(tmp_path / "seven.png"))
     expect(page.locator("#answer")).to_have_text("7", timeout=10_000)
+    page.select_option("#charset", "digits")  # the charset selector: a digits model answers digits
+    page.set_input_files("#upload", str(tmp_path / "seven.png"))
+    expect(page.locator("#answer")).to_have_text("7", timeout=10_000)
+    page.select_option("#charset", "upper")  # ... and says clearly that it has no uppercase letters
+    page.set_input_files("#upload", str(tmp_path / "seven.png"))
+    expect(page.locator("#status")).to_contain_text("none of its characters is a class of this model",
+                                                    timeout=10_000)
+    page.select_option("#charset", "")
     page.click("#clear")
     expect(page.locator("#status")).to_have_text("Draw a character.")
     (tmp_path / "notes.png").write_bytes(b"not an image")

@@ -243,7 +243,9 @@ def recognise_each(args, recognise, line, as_json) -> int:
 def cmd_predict(args) -> int:
     from .recognition import Recognizer
     recognizer = Recognizer.load(args.model, device=args.device)
-    return recognise_each(args, lambda p: recognizer.predict(p, args.top_k),
+    if args.charset is not None:
+        recognizer.allowed(args.charset)  # a bad charset is one error, not one per image
+    return recognise_each(args, lambda p: recognizer.predict(p, args.top_k, args.charset),
                           lambda top: "  ".join(f"{c} {q:.3f}" for c, q in top),
                           lambda top: [{"character": c, "probability": q} for c, q in top])
 
@@ -253,7 +255,9 @@ def cmd_read(args) -> int:
 
     from .recognition import Recognizer
     recognizer = Recognizer.load(args.model, device=args.device)
-    return recognise_each(args, lambda p: recognizer.read(p, top_k=args.top_k),
+    if args.charset is not None:
+        recognizer.allowed(args.charset)
+    return recognise_each(args, lambda p: recognizer.read(p, top_k=args.top_k, charset=args.charset),
                           lambda r: r.text + "  (" + " ".join(f"{c.character}:{c.confidence:.2f}"
                                                               for c in r.characters) + ")",
                           asdict)
@@ -275,6 +279,8 @@ def add_recognize_commands(sub) -> None:
         c.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
         c.add_argument("--model", default=DEFAULT_MODEL, help="run directory, model directory or pretrained name")
         c.add_argument("--top-k", type=int, default=5, help="how many candidates per character")
+        c.add_argument("--charset", help="what the writing can be: digits, upper, lower, letters, alnum, or the "
+                                         "characters themselves (e.g. 0123456789ABCDEF)")
         c.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
         c.add_argument("--json", action="store_true", help="print JSON")
         c.set_defaults(func=func)

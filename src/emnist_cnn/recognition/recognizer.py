@@ -14,6 +14,8 @@ from ..data import normalize, preprocess
 from ..errors import ConfigError, ImageError
 from ..models.pretrained import DEFAULT as DEFAULT_MODEL
 from .backends import BACKENDS, Backend
+from .charset import allowed as charset_mask
+from .charset import constrain
 
 
 @dataclass
@@ -62,28 +64,47 @@ class Recognizer:
             raise ConfigError(f"top_k: expected an integer from 1 to {len(self.classes)}, found {top_k!r}")
         return int(top_k)
 
-    def top(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
-        order = np.argsort(-probs, kind="stable")[:self.check_top_k(k)]
+    def allowed(self, charset: str | None) -> np.ndarray:
+        """The classes a charset allows (charset.py): a mask, or a ConfigError for a name or set this model
+        cannot answer with."""
+        return charset_mask(self.classes, charset)
+
+    def top(self, probs: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """The k most probable classes (fewer if the allowed ones are fewer), probabilities renormalised over
+        the allowed classes."""
+        self.check_top_k(k)
+        if allowed is not None:
+            probs = constrain(probs, allowed)
+            k = min(k, int(allowed.sum()))
+        order = np.argsort(-probs, kind="stable")[:k]
         return [(self.classes[i], float(probs[i])) for i in order]
 
-    def classify(self, images_u8: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:
+    def classify(self, images_u8: np.ndarray, top_k: int = 5, charset: str | None = None
+                 ) -> list[list[tuple[str, float]]]:
         """Top-k (character, probability) for each uint8 N×28×28 image already in EMNIST form."""
         self.check_top_k(top_k)
-        return [self.top(p, top_k) for p in self.probabilities(images_u8)]
+        mask = self.allowed(charset) if charset is not None else None
+        return [self.top(p, top_k, mask) for p in self.probabilities(images_u8)]
 
-    def predict(self, image, top_k: int = 5) -> list[tuple[str, float]]:
-        """Top-k (character, probability) for one image of a character (path, bytes, file or PIL image)."""
-        return self.predict_batch([image], top_k)[0]
+    def predict(self, image, top_k: int = 5, charset: str | None = None) -> list[tuple[str, float]]:
+        """Top-k (character, probability) for one image of a character (path, bytes, file or PIL image);
+        `charset` ("digits", "upper", "lower", "letters", "alnum" or the characters themselves) constrains it."""
+        return self.predict_batch([image], top_k, charset)[0]
 
-    def predict_batch(self, images, top_k: int = 5) -> list[list[tuple[str, float]]]:
+    def predict_batch(self, images, top_k: int = 5, charset: str | None = None) -> list[list[tuple[str, float]]]:
         self.check_top_k(top_k)
-        return self.classify(np.stack([character_form(im) for im in images]), top_k)
+        if charset is not None:
+            self.allowed(charset)  # a bad charset fails before any image is decoded
+        return self.classify(np.stack([character_form(im) for im in images]), top_k, charset)
 
-    def read(self, image, top_k: int = 5, budget: float | None = None) -> Reading:
+    def read(self, image, top_k: int = 5, budget: float | None = None, charset: str | None = None) -> Reading:
         """The characters written side by side in an image, left to right, with confidences and boxes. `budget`
-        (seconds) bounds the segmentation: an image that would take longer is refused (segment.OverBudget)."""
+        (seconds) bounds the segmentation: an image that would take longer is refused (segment.OverBudget);
+        `charset` constrains every character."""
         from .segment import segment
         self.check_top_k(top_k)
+        if charset is not None:
+            self.allowed(charset)
         deadline = None if budget is None else time.monotonic() + budget
         img = preprocess.open_image(image)
         ink, (left, top), scale = preprocess.ink_map(img, preprocess.source_name(image))
@@ -91,7 +112,7 @@ class Recognizer:
         # boxes refer to the original image: the ink map is cropped, and very large images were reduced
         boxes = [(round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
                   round((y1 + top) * scale)) for x0, y0, x1, y1 in boxes]
-        tops = self.classify(np.stack([preprocess.emnist_form(ink) for ink in inks]), top_k)
+        tops = self.classify(np.stack([preprocess.emnist_form(ink) for ink in inks]), top_k, charset)
         chars = [Character(t[0][0], t[0][1], b, t) for b, t in zip(boxes, tops)]
         return Reading(text_with_spaces(chars), chars)
 

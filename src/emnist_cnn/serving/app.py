@@ -143,10 +143,12 @@ class Batcher:
         """fn(*args) on the model thread (for work that is not a single character, such as reading a word)."""
         return await asyncio.get_running_loop().run_in_executor(self.model, fn, *args)
 
-    async def classify(self, image, top_k: int) -> tuple[np.ndarray, list[tuple[str, float]]]:
-        """An image file's bytes, or a uint8 28×28 already in EMNIST form -> (that form, top-k predictions)."""
+    async def classify(self, image, top_k: int, allowed: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, list[tuple[str, float]]]:
+        """An image file's bytes, or a uint8 28×28 already in EMNIST form -> (that form, top-k predictions among
+        the allowed classes)."""
         future = asyncio.get_running_loop().create_future()
-        self.pending.append((image, top_k, future))
+        self.pending.append((image, top_k, allowed, future))
         if not self.running:
             self.running = True
             self.start(self.drain())
@@ -174,7 +176,7 @@ class Batcher:
             try:
                 probs = await self.run(self.recognizer.probabilities, np.stack([outcomes[i] for i in ready]))
                 for i, p in zip(ready, probs):
-                    outcomes[i] = (outcomes[i], self.recognizer.top(p, batch[i][1]))
+                    outcomes[i] = (outcomes[i], self.recognizer.top(p, batch[i][1], batch[i][2]))
             except Exception as e:  # noqa: BLE001 - every request that reached the model gets the error
                 for i in ready:
                     outcomes[i] = e
@@ -239,6 +241,15 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
             raise RequestValidationError([{"type": "value_error", "loc": ["query", "top_k"], "input": top_k,
                                            "msg": str(e)}]) from None
 
+    def check_charset(r: Recognizer, charset: Optional[str]):
+        if charset is None:
+            return None
+        try:
+            return r.allowed(charset)
+        except ConfigError as e:
+            raise RequestValidationError([{"type": "value_error", "loc": ["query", "charset"], "input": charset,
+                                           "msg": str(e)}]) from None
+
     async def image_from(request: Request) -> tuple[str, object]:
         """('image', bytes) or ('pixels', uint8 28×28) from a multipart upload or a JSON body."""
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -295,27 +306,33 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
             for name, r in models.items()]}
 
     @app.post(f"{API}/predict", response_model=PredictResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
-    async def predict(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None):
-        """The top-k characters for one image of a character (upload, base64 JSON, or a 28×28 array)."""
+    async def predict(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None,
+                      charset: Annotated[Optional[str], Query(max_length=256)] = None):
+        """The top-k characters for one image of a character (upload, base64 JSON, or a 28×28 array); `charset`
+        (digits, upper, lower, letters, alnum, or the characters themselves) constrains the answer."""
         name, r = pick(model)
         check_top_k(r, top_k)
+        allowed = check_charset(r, charset)
         kind, value = await image_from(request)
         if kind == "pixels" and value.max() < preprocess.MIN_CONTRAST:
             raise preprocess.BlankImage(f"pixels: no ink (brightest value {value.max()}, "
                                         f"at least {preprocess.MIN_CONTRAST} is needed)")
 
-        form, top = await batchers[name].classify(value, top_k)
+        form, top = await batchers[name].classify(value, top_k, allowed)
         return {"model": name, "predictions": predictions(top), "input": form.tolist()}
 
     @app.post(f"{API}/read", response_model=ReadResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
-    async def read(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None):
-        """The characters written side by side in an image (upload or base64 JSON), left to right."""
+    async def read(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None,
+                   charset: Annotated[Optional[str], Query(max_length=256)] = None):
+        """The characters written side by side in an image (upload or base64 JSON), left to right; `charset`
+        constrains every character."""
         name, r = pick(model)
         check_top_k(r, top_k)
+        check_charset(r, charset)
         kind, value = await image_from(request)
         if kind == "pixels":
             raise HTTPException(422, "read needs an image ('image' or an upload), not a 28×28 'pixels' array")
-        reading = await batchers[name].run(r.read, value, top_k, READ_BUDGET_SECONDS)
+        reading = await batchers[name].run(r.read, value, top_k, READ_BUDGET_SECONDS, charset)
         return {"model": name, "text": reading.text, "characters": [
             {"character": c.character, "confidence": c.confidence, "box": list(c.box),
              "predictions": predictions(c.top)} for c in reading.characters]}

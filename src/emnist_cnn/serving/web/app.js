@@ -62,7 +62,13 @@ function schedule() {
 function endpoint() {
   const model = $("model").value;
   const path = $("word-mode").checked ? "read" : "predict";
-  return `/api/v1/${path}?top_k=5` + (model ? `&model=${encodeURIComponent(model)}` : "");
+  const charset = $("charset").value;
+  return `/api/v1/${path}?top_k=5` + (model ? `&model=${encodeURIComponent(model)}` : "") +
+    (charset ? `&charset=${encodeURIComponent(charset)}` : "");
+}
+
+function message(detail) {  // a string, or FastAPI's list of validation errors
+  return Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail;
 }
 
 async function send(blob) {
@@ -79,7 +85,7 @@ async function send(blob) {
     return;
   }
   if (id !== sequence) return;
-  if (!reply.ok) { show(null); $("status").textContent = body.detail || `error ${reply.status}`; return; }
+  if (!reply.ok) { show(null); $("status").textContent = message(body.detail) || `error ${reply.status}`; return; }
   $("status").textContent = `model ${body.model}`;
   show(body);
 }
@@ -147,6 +153,7 @@ $("word-mode").addEventListener("change", (e) => {
   show(null);
 });
 $("model").addEventListener("change", schedule);
+$("charset").addEventListener("change", schedule);
 
 fetch("/api/v1/models").then((r) => r.json()).then((info) => {
   $("model").replaceChildren(...info.models.map((m) => new Option(m.name, m.name, m.name === info.default)));
