@@ -26,7 +26,7 @@ FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # the files of those formats, by name
 MAX_PIXELS = 25_000_000     # larger images are refused before decoding (decompression bombs)
 WORK_SIDE = 1024            # larger images are reduced first: faster, and no character needs more
-PHOTO_SIDE = 512            # a larger JPEG is decoded straight at 1/2, 1/4 or 1/8 of its size, down to about this
+PHOTO_SIDE = 400            # a larger JPEG is decoded straight at 1/2, 1/4 or 1/8 of its size, not below this
 MIN_CONTRAST = 40           # ink must differ from the paper by this much (of 255), else the image is blank
 NOISE_FRACTION = 0.15       # ink fainter than this share of the darkest stroke is noise
 SIZE, INNER = 28, 24        # output side, and the side of the ink's bounding square within it
@@ -81,7 +81,8 @@ def open_image(source, name: str = "image") -> Image.Image:
         raise BlankImage(f"{name}: the image is empty ({w}×{h} pixels)")
     try:
         if img.format == "JPEG" and max(w, h) > WORK_SIDE:  # a phone photo: decode at 1/2-1/8 scale (much faster)
-            img.draft("RGB" if img.mode not in ("L", "1") else "L", (PHOTO_SIDE, PHOTO_SIDE))
+            scale = next(r for r in (8, 4, 2, 1) if max(w, h) // r >= PHOTO_SIDE)  # what the decoder can do
+            img.draft("RGB" if img.mode not in ("L", "1") else "L", (w // scale, h // scale))
             img.info["original_width"] = w
         img.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
