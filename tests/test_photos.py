@@ -109,3 +109,17 @@ def test_a_large_phone_photo_is_read_at_working_size():
     ink_map, (left, top), scale = preprocess.ink_map(img)
     assert scale == pytest.approx(4000 / img.width)  # boxes map back to the photo's own pixels
     assert correlation(preprocess.emnist_form(ink_map), preprocess.to_emnist(buf.getvalue())) == pytest.approx(1.0)
+
+
+def test_the_rest_api_says_so_too():
+    from fastapi.testclient import TestClient
+    from helpers import line_image
+
+    from emnist_cnn.serving.app import create_app
+    client = TestClient(create_app(Recognizer.load()))
+    word = png(line_image([GLYPHS["A"], GLYPHS["L"], GLYPHS["T"]]))
+    reply = client.post("/api/v1/predict", files={"file": ("w.png", word, "image/png")})
+    assert reply.status_code == 422 and "3 characters side by side" in reply.json()["detail"]
+    photo = paper.photograph(character(SEVEN), ("shadow", "ruled"), np.random.default_rng(0))
+    reply = client.post("/api/v1/predict", files={"file": ("7.png", photo, "image/png")})
+    assert reply.status_code == 200 and reply.json()["predictions"][0]["character"] == "7"

@@ -25,6 +25,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..data import preprocess
 from ..errors import ConfigError
 from ..recognition import Recognizer
+from ..recognition.recognizer import character_form
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
@@ -194,7 +195,7 @@ def prepare(images: list) -> list:
     outcomes = []
     for image in images:
         try:
-            outcomes.append(image if isinstance(image, np.ndarray) else preprocess.to_emnist(image, "upload"))
+            outcomes.append(image if isinstance(image, np.ndarray) else character_form(image, "upload"))
         except Exception as e:  # noqa: BLE001 - the error belongs to this request only
             outcomes.append(e)
     return outcomes
