@@ -53,22 +53,28 @@ def block_max(gray: np.ndarray, factor: int) -> np.ndarray:
 
 
 def paper_levels(gray: np.ndarray, side: int = 12) -> np.ndarray:
-    """A coarse map of the paper's brightness (dark ink on light paper): the brightest level per block."""
-    return block_max(gray, max(1, math.ceil(max(gray.shape) / side)))
+    """A coarse map of the paper's brightness (dark ink on light paper): the brightest level per block, of every
+    second pixel (a quarter of the work; a block holds paper pixels on that grid unless ink covers it)."""
+    half = gray[::2, ::2]
+    return block_max(half, max(1, math.ceil(max(half.shape) / side)))
 
 
 def is_clean(gray: np.ndarray) -> bool:
     """Flat, quiet paper (a canvas drawing, a clean scan): the pixels near the paper's level vary by less than
     CLEAN_GRAIN (a photo has grain: sensor noise, paper texture) and its coarse brightness by less than
-    CLEAN_RANGE over most of the image (a quarter of it may be ink, whose blocks are darker)."""
+    CLEAN_RANGE over most of the image (a quarter of it may be ink, whose blocks are darker). Every canvas drawing
+    pays for this check, so it works on a sample and with partial sorts."""
     if min(gray.shape) < SMALL:
         return True
-    sample = gray[::4, ::4].astype(np.float32)
-    paper = sample[sample >= np.percentile(sample, 90) - 12]
+    sample = gray[::4, ::4].ravel()
+    k = int(0.9 * (sample.size - 1))
+    bright = float(np.partition(sample, k)[k])
+    paper = sample[sample >= bright - 12].astype(np.float32)
     if paper.size and float(paper.std()) >= CLEAN_GRAIN:
         return False
-    low, high = np.percentile(paper_levels(gray), [25, 95])
-    return float(high - low) < CLEAN_RANGE
+    levels = np.sort(paper_levels(gray).ravel())
+    low, high = levels[int(0.25 * (levels.size - 1))], levels[int(0.95 * (levels.size - 1))]
+    return float(high) - float(low) < CLEAN_RANGE
 
 
 def paper_background(gray: np.ndarray) -> np.ndarray:

@@ -124,10 +124,10 @@ class SeveralCharacters(ImageError):
 def character_form(image, name: str = "image") -> np.ndarray:
     """The 28×28 EMNIST form of an image of one character; an image holding several characters side by side is
     an error that says so (classifying their blend would be a confident wrong answer)."""
-    from .segment import segment
+    from .segment import character_boxes
     name = preprocess.source_name(image, name)
     ink, _, _ = preprocess.ink_map(preprocess.open_image(image, name), name)
-    boxes, _ = segment(ink)
+    boxes = character_boxes(ink)
     if several_characters(boxes):
         raise SeveralCharacters(f"{name}: {len(boxes)} characters side by side, not one; `read` reads them "
                                 f"(emnist-cnn read, Recognizer.read, POST /api/v1/read)")

@@ -84,6 +84,12 @@ def group_parts(boxes: list, areas: np.ndarray, deadline: float | None = None
     return sorted(groups, key=lambda g: (g[0][0], g[0][1]))
 
 
+def character_boxes(ink: np.ndarray, deadline: float | None = None) -> list[tuple[int, int, int, int]]:
+    """Only the boxes of segment(): what deciding whether an image holds one character or several needs."""
+    _, boxes, areas = components(ink)
+    return [tuple(int(v) for v in box) for box, _ in group_parts(boxes, areas, deadline)]
+
+
 def segment(ink: np.ndarray, deadline: float | None = None
             ) -> tuple[list[tuple[int, int, int, int]], list[np.ndarray]]:
     """Boxes (x0, y0, x1, y1; x1, y1 exclusive) and the ink of each character alone, left to right."""
