@@ -29,6 +29,7 @@ from PIL import Image
 CLEAN_RANGE = 24.0      # paper whose large-scale brightness varies less than this (of 255) is flat
 CLEAN_GRAIN = 1.5       # and whose pixels vary by less than this (standard deviation) is quiet: clean, skipped
 SMALL = 64              # an image with a side shorter than this is a crop of one character, not a photo: clean
+SHADOW_BLOCKS = 4       # this many dark blocks of the coarse map side by side are a shadow, not ink
 BACKGROUND_SIDE = 120   # the paper's brightness is estimated on a grid of about this many blocks per side
 CLOSING = 1 / 6         # dark features narrower than this share of the shorter side (pen strokes) are not paper
 INK_FRACTION = 0.3      # a mark is ink if darker than its paper by this share of the strongest stroke; around
@@ -60,10 +61,12 @@ def paper_levels(gray: np.ndarray, side: int = 12) -> np.ndarray:
 
 
 def is_clean(gray: np.ndarray) -> bool:
-    """Flat, quiet paper (a canvas drawing, a clean scan): the pixels near the paper's level vary by less than
-    CLEAN_GRAIN (a photo has grain: sensor noise, paper texture) and its coarse brightness by less than
-    CLEAN_RANGE over most of the image (a quarter of it may be ink, whose blocks are darker). Every canvas drawing
-    pays for this check, so it works on a sample and with partial sorts."""
+    """Flat, quiet paper (a canvas drawing, a clean scan). A photo has grain (sensor noise, paper texture), so the
+    pixels near the paper's level must vary by less than CLEAN_GRAIN; and on a coarse map of the paper's brightness
+    no region may be darker than the paper by CLEAN_RANGE: not a quarter of the map (a lighting gradient), nor
+    SHADOW_BLOCKS blocks side by side (a shadow; ink darkens a block only where a stroke is wider than it, and
+    rarely several in a row). Every canvas drawing pays for this check: a sample, partial sorts, and the shadow
+    search only where some block is dark."""
     if min(gray.shape) < SMALL:
         return True
     sample = gray[::4, ::4].ravel()
@@ -72,9 +75,17 @@ def is_clean(gray: np.ndarray) -> bool:
     paper = sample[sample >= bright - 12].astype(np.float32)
     if paper.size and float(paper.std()) >= CLEAN_GRAIN:
         return False
-    levels = np.sort(paper_levels(gray).ravel())
-    low, high = levels[int(0.25 * (levels.size - 1))], levels[int(0.95 * (levels.size - 1))]
-    return float(high) - float(low) < CLEAN_RANGE
+    levels = paper_levels(gray)
+    flat = levels.ravel()
+    k = int(0.95 * (flat.size - 1))
+    dark = levels < float(np.partition(flat, k)[k]) - CLEAN_RANGE
+    if not dark.any():
+        return True
+    if dark.mean() > 0.25:
+        return False
+    from scipy import ndimage
+    groups, n = ndimage.label(dark)
+    return int(np.bincount(groups.ravel())[1:].max()) < SHADOW_BLOCKS
 
 
 def paper_background(gray: np.ndarray) -> np.ndarray:
