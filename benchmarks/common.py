@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from emnist_cnn.files import write_json
-from emnist_cnn.runtime import cpu_name
+from emnist_cnn.runtime import cpu_name, git_revision
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DATA = "../shared/data/emnist:../shared/data/emnist-local"
@@ -48,7 +48,7 @@ def cpu_kind() -> str:
 
 def machine() -> dict:
     info = {"cpu": cpu_name(), "cpu_kind": cpu_kind(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "git_revision": git_revision(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
