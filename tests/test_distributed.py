@@ -99,7 +99,8 @@ def test_two_ranks_in_bf16_stay_within_bf16_rounding_of_one_process(synth_dir, t
     for k in one:
         assert (two[k] - one[k]).norm() <= 0.02 * one[k].norm(), k
     distance = lambda a, b: sum(((a[k] - b[k]) ** 2).sum() for k in a).sqrt()  # noqa: E731
-    assert 0 < distance(one, two) <= distance(one, full)  # bf16 really ran, and DDP adds less than bf16 does
+    assert distance(one, full) > 0  # bf16 really ran (on every CPU: emulated where it is not native)
+    assert distance(one, two) <= distance(one, full)  # and DDP adds less than bf16 does
     assert_same_metrics(read_rows(single), read_rows(run), rel=0.05, abs=0.02)
 
 

@@ -142,20 +142,18 @@ def cmd_data_info(args) -> int:
     if not missing:
         data = build_dataset(args.split, args.data_dir, args.classes or "", args.resplit or "", args.val_fraction,
                              download=False)
-        info, tensors = data.describe(), {"train": data.train, "val": data.val, "test": data.test}
+        info, classes = data.describe(), data.classes
+        labels = {part: t[1].numpy() for part, t in (("train", data.train), ("val", data.val), ("test", data.test))
+                  if t is not None}
     else:  # some parts are missing: describe the parts that are there, as stored
         split = load_split(source, args.data_dir, download=False, parts=present)
-        import torch
-        tensors = {part: (None if getattr(split, f"{part}_labels") is None else
-                          (None, torch.from_numpy(getattr(split, f"{part}_labels"))))
-                   for part in ("train", "test")}
-        info = {"name": source, "num_classes": len(split.classes), "classes": "".join(split.classes),
-                **{part: (0 if t is None else len(t[1])) for part, t in tensors.items()}, "val": 0}
-        classes_list = split.classes
-    classes_list = data.classes if not missing else classes_list
+        classes = split.classes
+        labels = {part: getattr(split, f"{part}_labels") for part in present}
+        info = {"name": source, "num_classes": len(classes), "classes": "".join(classes),
+                "train": 0, "val": 0, "test": 0, **{part: len(y) for part, y in labels.items()}}
     info["files"] = {k: str(v) for k, v in files.items() if v is not None}
     info["missing"] = missing
-    info["per_class"] = per_class_counts(tensors, classes_list)
+    info["per_class"] = per_class_counts(labels, classes)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -168,19 +166,15 @@ def cmd_data_info(args) -> int:
         print(f"  missing       {name}")
     counts = info["per_class"]
     print("per class (" + "/".join(counts) + "):")
-    for ch in classes_list:
+    for ch in classes:
         print(f"  {ch!r:5s} " + " / ".join(str(counts[p][ch]) for p in counts))
     return 0
 
 
-def per_class_counts(tensors: dict, classes: list[str]) -> dict:
+def per_class_counts(labels: dict, classes: list[str]) -> dict:
     import numpy as np
-    counts = {}
-    for part, t in tensors.items():
-        if t is not None:
-            c = np.bincount(t[1].numpy(), minlength=len(classes))
-            counts[part] = {classes[i]: int(n) for i, n in enumerate(c)}
-    return counts
+    return {part: {classes[i]: int(n) for i, n in enumerate(np.bincount(y, minlength=len(classes)))}
+            for part, y in labels.items()}
 
 
 def cmd_data_fetch(args) -> int:
@@ -240,11 +234,16 @@ def recognise_each(args, recognise, line, as_json) -> int:
     return 1 if failed else 0
 
 
-def cmd_predict(args) -> int:
+def load_recognizer(args):
+    """The model of predict and read, with --top-k and --charset checked once, before any image is read."""
     from .recognition import Recognizer
     recognizer = Recognizer.load(args.model, device=args.device)
-    if args.charset is not None:
-        recognizer.allowed(args.charset)  # a bad charset is one error, not one per image
+    recognizer.checked(args.top_k, args.charset)
+    return recognizer
+
+
+def cmd_predict(args) -> int:
+    recognizer = load_recognizer(args)
     return recognise_each(args, lambda p: recognizer.predict(p, args.top_k, args.charset),
                           lambda top: "  ".join(f"{c} {q:.3f}" for c, q in top),
                           lambda top: [{"character": c, "probability": q} for c, q in top])
@@ -253,10 +252,7 @@ def cmd_predict(args) -> int:
 def cmd_read(args) -> int:
     from dataclasses import asdict
 
-    from .recognition import Recognizer
-    recognizer = Recognizer.load(args.model, device=args.device)
-    if args.charset is not None:
-        recognizer.allowed(args.charset)
+    recognizer = load_recognizer(args)
     return recognise_each(args, lambda p: recognizer.read(p, top_k=args.top_k, charset=args.charset),
                           lambda r: r.text + "  (" + " ".join(f"{c.character}:{c.confidence:.2f}"
                                                               for c in r.characters) + ")",

@@ -45,3 +45,25 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def read_jsonl(path: str | os.PathLike) -> list:
+    """The JSON value of each line. A torn last line (what a kill or a full disk can leave) is dropped; a damaged
+    line before it is a ValueError naming the file and line. A missing file raises FileNotFoundError."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if n == len(lines):
+                break
+            raise ValueError(f"{path}:{n}: not a JSON line ({e})") from None
+    return rows
+
+
+def write_jsonl(path: str | os.PathLike, rows: list) -> None:
+    """All rows, one JSON value a line, written atomically."""
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))

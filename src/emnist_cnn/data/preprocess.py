@@ -129,8 +129,9 @@ def ink_map(img: Image.Image, name: str = "image") -> tuple[np.ndarray, tuple[in
     # Dark ink on light paper (the border mostly light; a shadow may darken part of it) -> EMNIST's light on dark
     if np.percentile(border, 75) > 127:
         gray = 255 - gray
-    if not ink.is_clean(255 - gray):  # a photo: find the ink under uneven light, without lines and page edges
-        found = ink.photo_ink(255 - gray)
+    on_paper = 255 - gray  # the ink.py view: dark ink on light paper
+    if not ink.is_clean(on_paper):  # a photo: find the ink under uneven light, without lines and page edges
+        found = ink.photo_ink(on_paper)
         peak = float(found.max())
         if peak < MIN_CONTRAST:
             raise BlankImage(f"{name}: no ink found (after evening out the light, the strongest mark is "

@@ -22,7 +22,7 @@ import torch
 from ..config import Config
 from ..data import Dataset, dataset_for
 from ..errors import ReportError
-from ..files import atomic_write, write_json, write_text
+from ..files import atomic_write, read_jsonl, write_json, write_text
 from ..models import conv_layers, load_model
 from ..runtime import resolve_device, resolve_precision
 from .evaluate import evaluate
@@ -228,9 +228,8 @@ def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
         raise ReportError(f"{run_dir}: not a run directory (no config.json)")
     try:
         raw = json.loads(config_path.read_text())
-        rows = [json.loads(ln) for ln in rows_path.read_text().splitlines() if ln.strip()] \
-            if rows_path.is_file() else []
-    except json.JSONDecodeError as err:
+        rows = read_jsonl(rows_path) if rows_path.is_file() else []  # a torn last line as resume drops it
+    except ValueError as err:
         raise ReportError(f"{run_dir}: invalid JSON in config.json or metrics.jsonl ({err})") from None
     return Config.from_dict(raw), raw.get("_environment", {}), rows
 

@@ -44,7 +44,7 @@ class TorchBackend:
 
 def frozen(model: torch.nn.Module):
     """The model as a frozen TorchScript graph: the same arithmetic without Python's per-module dispatch, which is
-    most of the time for one image (cnn3: 0.37 -> 0.23 ms on a 2-core AMD EPYC). The eager model where tracing
+    most of the time for one image. The eager model where tracing
     fails (an architecture TorchScript cannot trace)."""
     try:
         with torch.inference_mode(False), torch.no_grad():

@@ -71,19 +71,22 @@ class Recognizer:
 
     def top(self, probs: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
         """The k most probable classes (fewer if the allowed ones are fewer), probabilities renormalised over
-        the allowed classes."""
-        self.check_top_k(k)
+        the allowed classes. k is the caller's to check (check_top_k): this runs once per character."""
         if allowed is not None:
             probs = constrain(probs, allowed)
             k = min(k, int(allowed.sum()))
         order = np.argsort(-probs, kind="stable")[:k]
         return [(self.classes[i], float(probs[i])) for i in order]
 
+    def checked(self, top_k: int, charset: str | None) -> np.ndarray | None:
+        """top_k and the charset's mask, checked before any image is decoded."""
+        self.check_top_k(top_k)
+        return None if charset is None else self.allowed(charset)
+
     def classify(self, images_u8: np.ndarray, top_k: int = 5, charset: str | None = None
                  ) -> list[list[tuple[str, float]]]:
         """Top-k (character, probability) for each uint8 N×28×28 image already in EMNIST form."""
-        self.check_top_k(top_k)
-        mask = self.allowed(charset) if charset is not None else None
+        mask = self.checked(top_k, charset)
         return [self.top(p, top_k, mask) for p in self.probabilities(images_u8)]
 
     def predict(self, image, top_k: int = 5, charset: str | None = None) -> list[tuple[str, float]]:
@@ -92,19 +95,16 @@ class Recognizer:
         return self.predict_batch([image], top_k, charset)[0]
 
     def predict_batch(self, images, top_k: int = 5, charset: str | None = None) -> list[list[tuple[str, float]]]:
-        self.check_top_k(top_k)
-        if charset is not None:
-            self.allowed(charset)  # a bad charset fails before any image is decoded
-        return self.classify(np.stack([character_form(im) for im in images]), top_k, charset)
+        mask = self.checked(top_k, charset)
+        forms = np.stack([character_form(im) for im in images])
+        return [self.top(p, top_k, mask) for p in self.probabilities(forms)]
 
     def read(self, image, top_k: int = 5, budget: float | None = None, charset: str | None = None) -> Reading:
         """The characters written side by side in an image, left to right, with confidences and boxes. `budget`
         (seconds) bounds the segmentation: an image that would take longer is refused (segment.OverBudget);
         `charset` constrains every character."""
         from .segment import segment
-        self.check_top_k(top_k)
-        if charset is not None:
-            self.allowed(charset)
+        mask = self.checked(top_k, charset)
         deadline = None if budget is None else time.monotonic() + budget
         img = preprocess.open_image(image)
         ink, (left, top), scale = preprocess.ink_map(img, preprocess.source_name(image))
@@ -112,7 +112,8 @@ class Recognizer:
         # boxes refer to the original image: the ink map is cropped, and very large images were reduced
         boxes = [(round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
                   round((y1 + top) * scale)) for x0, y0, x1, y1 in boxes]
-        tops = self.classify(np.stack([preprocess.emnist_form(ink) for ink in inks]), top_k, charset)
+        probs = self.probabilities(np.stack([preprocess.emnist_form(ink) for ink in inks]))
+        tops = [self.top(p, top_k, mask) for p in probs]
         chars = [Character(t[0][0], t[0][1], b, t) for b, t in zip(boxes, tops)]
         return Reading(text_with_spaces(chars), chars)
 
@@ -137,7 +138,7 @@ def character_form(image, name: str = "image") -> np.ndarray:
 def several_characters(boxes: list[tuple[int, int, int, int]]) -> bool:
     """At least two marks of nearly the full height, apart by a clear gap (a fifth of that height): what a word
     or a number looks like, and what the parts of one character do not (segment merges them when stacked; side by
-    side they are shorter or close). No image of 2,000 single EMNIST characters, drawn at 1-4x, met it."""
+    side they are shorter or close). None of the 2,000 single EMNIST characters of benchmarks/predict.py meets it."""
     if len(boxes) < 2:
         return False
     height = max(b[3] - b[1] for b in boxes)

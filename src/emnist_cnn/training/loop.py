@@ -6,7 +6,6 @@ caller's: `emnist-cnn train` writes it after training (evaluation.write_report).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from datetime import datetime, timezone
@@ -20,7 +19,7 @@ from ..data import Dataset, dataset_for, normalize, resolve_split
 from ..data.augment import random_affine, random_erase
 from ..errors import ConfigError, ModelFileError, RunError
 from ..evaluation.evaluate import evaluate
-from ..files import write_json, write_text
+from ..files import read_jsonl, write_json, write_jsonl
 from ..models import count_parameters, create_model, load_model
 from ..models.checkpoint import load_training_state, save_model, save_training_state
 from ..runtime import autocast, environment, resolve_device, resolve_precision
@@ -122,29 +121,16 @@ def new_run_dir(cfg: Config) -> Path:
 
 
 def read_rows(path: Path) -> list[dict]:
-    """metrics.jsonl's rows; a torn last line (what a kill or a full disk can leave) is dropped, so that its epoch
-    is trained again. A damaged line before the last is an error naming the file and line."""
+    """metrics.jsonl's rows; a torn last line is dropped (files.read_jsonl), so that its epoch is trained again."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return read_jsonl(path)
     except FileNotFoundError:
         raise RunError(f"{path}: missing, so the run cannot be resumed (it holds the epochs trained so far)") \
             from None
     except (OSError, UnicodeDecodeError) as e:
         raise RunError(f"{path}: unreadable ({e})") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if n == len(lines):
-                break  # torn last line
-            raise RunError(f"{path}:{n}: not a JSON line ({e})") from None
-    return rows
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    """All rows, written atomically (the whole file each epoch: a few kilobytes)."""
-    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    except ValueError as e:  # a damaged line before the last: the message names file and line
+        raise RunError(str(e)) from None
 
 
 def resume_state(run_dir: Path) -> tuple[Config, dict]:
@@ -225,7 +211,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
         start_epoch, best_val = state["epoch"], state["best_val"]
         rows = [r for r in rows if r.get("epoch", 0) <= start_epoch]  # epochs after the checkpoint are redone
         if distributed.is_main():
-            write_rows(run_dir / "metrics.jsonl", rows)
+            write_jsonl(run_dir / "metrics.jsonl", rows)
         log(f"resuming {run_dir} after epoch {start_epoch}")
     log(f"run {run_dir}: {data.name} ({len(labels)} train), {cfg.architecture} "
         f"({meta['parameters']:,} parameters), {device} {precision}")
@@ -254,7 +240,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None
         row["elapsed_seconds"] = time.perf_counter() - t0
         rows.append(row)
         if distributed.is_main():
-            write_rows(run_dir / "metrics.jsonl", rows)
+            write_jsonl(run_dir / "metrics.jsonl", rows)
             save_training_state(run_dir / "last.pt", {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "ema": ema.model.state_dict() if ema is not None else {}, "rng": torch.get_rng_state(),
