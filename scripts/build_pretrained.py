@@ -1,6 +1,6 @@
 """Train, evaluate and package the pretrained recognisers shipped in src/emnist_cnn/models/pretrained/.
 
-    python scripts/build_pretrained.py                      # both: train, evaluate, package
+    python scripts/build_pretrained.py                      # all: train, evaluate, package
     python scripts/build_pretrained.py digits               # one
     python scripts/build_pretrained.py digits --from RUN    # package a finished run of the same recipe
                                                             # (e.g. one kept by benchmarks/accuracy.py --keep)
@@ -27,6 +27,8 @@ RECIPES = {
     # bymerge47: the default recogniser (digits, uppercase, the 11 lowercase letters EMNIST keeps apart)
     "bymerge47": "--preset best-bymerge --split localbymerge",
     "digits": "--preset best-digits --split localdigits",
+    # lines47: the default line model of `read` (crnn + CTC on lines composed from localbymerge's characters)
+    "lines47": "--preset read-lines",
 }
 SEED = 0
 BOOKKEEPING = {"out_dir", "report", "tensorboard", "device", "data_dir"}  # may differ without changing the model
@@ -62,15 +64,22 @@ def build(name: str, from_run: str | None = None) -> None:
             run_dir = Path(emnist_cnn(*train_args).strip().splitlines()[-1].split(": ", 1)[1])
         from emnist_cnn.evaluation import evaluate_models, summary
         from emnist_cnn.files import write_json
-        metrics = summary(evaluate_models([run_dir], "test", device="cpu"))
         meta = json.loads((run_dir / "model.json").read_text())
-        meta.update(name=f"emnist-cnn/{name}", test_accuracy=metrics["accuracy"], test_metrics=metrics,
+        if meta.get("reads") == "line":  # its test lines were read when it finished training (training/lines.py)
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            score = f"test CER {metrics['mixed']['cer']:.4f} on {metrics['mixed']['lines']} lines"
+            meta.update(test_cer=metrics["mixed"]["cer"])
+        else:
+            metrics = summary(evaluate_models([run_dir], "test", device="cpu"))
+            score = f"test accuracy {metrics['accuracy']:.4f} on {metrics['n']} images"
+            meta.update(test_accuracy=metrics["accuracy"])
+        meta.update(name=f"emnist-cnn/{name}", test_metrics=metrics,
                     command=f"emnist-cnn train {RECIPES[name]} --seed {SEED}")
         target = PRETRAINED / name
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(run_dir / "model.safetensors", target / "model.safetensors")
         write_json(target / "model.json", meta)
-    print(f"emnist-cnn/{name}: test accuracy {metrics['accuracy']:.4f} on {metrics['n']} images -> {target}")
+    print(f"emnist-cnn/{name}: {score} -> {target}")
 
 
 if __name__ == "__main__":

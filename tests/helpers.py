@@ -5,6 +5,7 @@ import contextlib
 import gzip
 import io
 import json
+import math
 import socket
 import threading
 import time
@@ -115,6 +116,16 @@ def random_model_dir(path, classes="abcdef"):
     return path
 
 
+def random_line_model_dir(path, classes="abcdef "):
+    """A real (untrained) crnn saved as a line model directory: what a Recognizer needs to read lines."""
+    torch.manual_seed(0)
+    path.mkdir(parents=True, exist_ok=True)
+    save_model(path, create_model("crnn", num_classes=len(classes)),
+               {"architecture": "crnn", "classes": list(classes), "normalize": {"mean": 0.1, "std": 0.25},
+                "reads": "line", "height": 32})
+    return path
+
+
 def line_image(glyphs, gap=40, size=100, extra=None):
     """Glyphs (stroke lists) side by side on white paper, `gap` pixels apart; extra(draw, x) adds marks."""
     img = Image.new("L", (len(glyphs) * (size + gap) + 60, size + 80), 255)
@@ -147,3 +158,15 @@ def serving(app, **options):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# Capitals as pen strokes in unit coordinates (x right, y down), with real_model.DIGITS: words to write.
+LETTERS = {
+    "E": [[(0.8, 0.0), (0.2, 0.0), (0.2, 1.0), (0.8, 1.0)], [(0.2, 0.5), (0.7, 0.5)]],
+    "H": [[(0.15, 0.0), (0.15, 1.0)], [(0.85, 0.0), (0.85, 1.0)], [(0.15, 0.5), (0.85, 0.5)]],
+    "L": [[(0.2, 0.0), (0.2, 1.0), (0.8, 1.0)]],
+    "N": [[(0.15, 1.0), (0.15, 0.0), (0.85, 1.0), (0.85, 0.0)]],
+    "O": [[(0.5 + 0.4 * math.sin(2 * math.pi * i / 24), 0.5 - 0.5 * math.cos(2 * math.pi * i / 24))
+           for i in range(25)]],
+    "T": [[(0.05, 0.0), (0.95, 0.0)], [(0.5, 0.0), (0.5, 1.0)]],
+}

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 import schemathesis
-from helpers import random_model_dir
+from helpers import random_line_model_dir, random_model_dir
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -21,7 +21,8 @@ from emnist_cnn.serving.app import create_app
 # Built at collection time: schemathesis parametrizes the test from the schema (a tiny untrained model suffices).
 MODEL_ROOT = Path(tempfile.mkdtemp(prefix="emnist-cnn-fuzz-"))
 atexit.register(shutil.rmtree, MODEL_ROOT, ignore_errors=True)
-APP = create_app(Recognizer.load(random_model_dir(MODEL_ROOT / "model")))
+APP = create_app(Recognizer.load(random_model_dir(MODEL_ROOT / "model"),
+                                 lines=random_line_model_dir(MODEL_ROOT / "lines")))  # both readers
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

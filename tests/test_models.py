@@ -9,7 +9,17 @@ from emnist_cnn.models import EmnistModel, count_parameters, create_model, list_
 PARAMETERS = {"cnn3": (422_026, 426_799), "tiny-cnn": (1_138, 4_875), "fast-cnn": (104_426, 147_087),
               "fast-cnn-s": (29_178, 50_527), "fast-cnn-xs": (13_114, 42_751), "vgg-emnist": (289_130, 331_791),
               "vgg-emnist-wide": (641_050, 705_023), "resnet-emnist": (1_505_258, 1_514_767),
-              "resnet18": (11_175_370, 11_194_351)}
+              "resnet18": (11_175_370, 11_194_351), "crnn": (666_475, 675_984)}
+
+
+def example_input(model, n: int) -> torch.Tensor:
+    """What the model reads: n 28×28 characters, or n lines of its height, 64 columns wide."""
+    return torch.randn(n, 1, model.height, 64) if model.reads == "line" else torch.randn(n, 1, 28, 28)
+
+
+def outputs(model, n: int, num_classes: int) -> tuple:
+    """A character model scores each class; a line model each class and CTC's blank at every 4th column."""
+    return (n, 64 // model.stride, num_classes + 1) if model.reads == "line" else (n, num_classes)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -17,10 +27,10 @@ PARAMETERS = {"cnn3": (422_026, 426_799), "tiny-cnn": (1_138, 4_875), "fast-cnn"
 def test_every_model(name, num_classes):
     torch.manual_seed(0)
     model = create_model(name, num_classes)
-    x = torch.randn(4, 1, 28, 28)
+    x = example_input(model, 4)
     model.train()
     out = model(x)
-    assert out.shape == (4, num_classes) and torch.isfinite(out).all()
+    assert out.shape == outputs(model, 4, num_classes) and torch.isfinite(out).all()
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     model.eval()
@@ -35,7 +45,7 @@ def test_every_model_keeps_the_contract(name):
     torch.manual_seed(0)
     model = create_model(name, 10).eval()
     assert isinstance(model, EmnistModel) and isinstance(model.classifier[-1], torch.nn.Linear)
-    x = torch.randn(2, 1, 28, 28)
+    x = example_input(model, 2)
     features = model.forward_features(x)
     assert torch.equal(model.classifier(features), model(x))
     # Grad-CAM explains a layer on the main path with a spatial map, never a projection shortcut
@@ -46,7 +56,7 @@ def test_every_model_keeps_the_contract(name):
     model(x)
     assert seen["out"].ndim == 4 and seen["out"].shape[0] == 2
     model.reset_classifier(3)
-    assert model(x).shape == (2, 3) and torch.equal(model.forward_features(x), features)
+    assert model(x).shape == outputs(model, 2, 3) and torch.equal(model.forward_features(x), features)
     model.freeze_stages(1)
     first, rest = model.stages()[0], model.stages()[1:]
     assert all(not p.requires_grad for m in first for p in m.parameters())
@@ -65,6 +75,13 @@ def test_the_registry_refuses_a_name_registered_twice():
     with pytest.raises(ValueError, match="model name 'cnn3' is registered twice"):
         register("cnn3")(lambda num_classes: None)
     assert "cnn3" in list_models()
+
+
+def test_what_a_model_reads_is_known_without_building_it():
+    from emnist_cnn.models.registry import reads
+    assert reads("crnn") == "line" and reads("cnn3") == "character"
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        reads("nope")
 
 
 def test_cnn3_is_the_original_network():

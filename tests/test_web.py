@@ -99,3 +99,61 @@ def test_upload_and_blank_canvas_messages(server_url, page, tmp_path):
     (tmp_path / "notes.png").write_bytes(b"not an image")
     page.set_input_files("#upload", str(tmp_path / "notes.png"))
     expect(page.locator("#status")).to_contain_text("not a supported image", timeout=10_000)
+
+
+@pytest.fixture
+def reading_server_url():
+    """The default recognisers: word mode reads with the shipped line model."""
+    with serving(create_app(Recognizer.load())) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_word_mode_reads_a_word_as_it_is_written(reading_server_url, page):
+    from helpers import LETTERS
+    from playwright.sync_api import expect
+    page.goto(reading_server_url)
+    page.check("#word-mode")
+    bodies = []
+    page.on("request", lambda r: bodies.append(r.post_data or "") if "/api/v1/read" in r.url else None)
+    for i, letter in enumerate("HOTEL"):  # stroke by stroke, letter by letter, the answer following the pen
+        stroke_on(page, "#pad", LETTERS[letter], left=0.06 + 0.17 * i, top=0.2, size=0.55)
+    expect(page.locator("#answer")).to_have_text("HOTEL", timeout=10_000)
+    expect(page.locator("#status")).to_contain_text("reads lines")
+    expect(page.locator("#characters li")).to_have_count(5)
+    # the pixels go out at once as a data: URL (canvas.toBlob would wait for the browser to go idle)
+    assert bodies and all(b.startswith('{"image":"data:image/png;base64,') for b in bodies)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-read-word.png"))
+    page.uncheck("#word-mode")  # one character: the character model, its top 5 and the 28×28 it saw
+    stroke_on(page, "#pad", DIGITS["4"])
+    expect(page.locator("#answer")).to_have_text("4", timeout=10_000)
+    expect(page.locator("#status")).to_have_text("model emnist-cnn/bymerge47")
+    page.screenshot(path=str(ARTIFACTS / "web-predict-default.png"))
+
+
+def test_a_cleared_canvas_shows_no_late_answer(page):
+    import time as clock
+
+    from playwright.sync_api import expect
+
+    class Slow(Recognizer):  # every reading takes a while, so Clear comes while one is in flight
+        def read(self, *args, **kwargs):
+            clock.sleep(1.0)
+            return super().read(*args, **kwargs)
+
+    base = Recognizer.load()
+    with serving(create_app(Slow(base.backend, base.name, base.lines))) as port:
+        page.goto(f"http://127.0.0.1:{port}")
+        page.check("#word-mode")
+        stroke_on(page, "#pad", DIGITS["7"], left=0.1, top=0.2, size=0.55)
+        expect(page.locator("#status")).to_have_text("recognising…", timeout=5_000)
+        page.click("#clear")
+        clock.sleep(2.0)  # the reply to the drawing has come back by now, and must not be shown
+        expect(page.locator("#answer")).to_have_text("\u00a0")
+        expect(page.locator("#characters li")).to_have_count(0)
+        expect(page.locator("#status")).to_have_text("Write a word or a number.")
+        stroke_on(page, "#pad", DIGITS["1"], left=0.1, top=0.2, size=0.55)  # and Undo likewise
+        expect(page.locator("#status")).to_have_text("recognising…", timeout=5_000)
+        page.click("#undo")
+        clock.sleep(2.0)
+        expect(page.locator("#answer")).to_have_text("\u00a0")

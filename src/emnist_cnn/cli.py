@@ -18,6 +18,7 @@ from pathlib import Path
 from .config import CHOICES, PRESETS, Config, field_comments, get_preset
 from .errors import ConfigError, EmnistCnnError
 from .models.pretrained import DEFAULT as DEFAULT_MODEL
+from .models.pretrained import DEFAULT_LINES as DEFAULT_LINE_MODEL
 
 PARTS = ("train", "val", "test")
 
@@ -64,6 +65,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def cmd_train(args) -> int:
     from .evaluation import write_report
+    from .models.registry import reads
     from .training import train
     if args.resume:
         given = sorted(config_overrides(args)) + (["preset"] if args.preset else []) + \
@@ -76,7 +78,11 @@ def cmd_train(args) -> int:
     else:
         run_dir = train(config_from_args(args), progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks (and writes the report) for the job
-        if Config.from_json(run_dir / "config.json").report:
+        recorded = Config.from_json(run_dir / "config.json")
+        if recorded.report and reads(recorded.architecture) == "line":
+            if not args.quiet:
+                print(f"(no HTML report for a line model: its CER per spacing is in {run_dir / 'metrics.json'})")
+        elif recorded.report:
             write_report(run_dir, log=print if not args.quiet else (lambda *a: None))
         print(f"run directory: {run_dir}")
     return 0
@@ -199,8 +205,11 @@ def cmd_models(args) -> int:
     shipped = pretrained.describe()
     print("pretrained:" + ("" if shipped else " none"))
     for m in shipped:
-        acc = f"{m['test_accuracy']:.4f}" if m["test_accuracy"] is not None else "?"
-        print(f"  {m['name']:24s} {m['architecture']:14s} test accuracy {acc}  classes {m['classes']}  "
+        if m["reads"] == "line":
+            score = f"reads lines, test CER {m['test_cer']:.4f}" if m["test_cer"] is not None else "reads lines"
+        else:
+            score = f"test accuracy {m['test_accuracy']:.4f}" if m["test_accuracy"] is not None else "?"
+        print(f"  {m['name']:24s} {m['architecture']:14s} {score}  classes {m['classes']!r}  "
               f"data {m['data']['name'] if m['data'] else '?'}")
     return 0
 
@@ -234,10 +243,10 @@ def recognise_each(args, recognise, line, as_json) -> int:
     return 1 if failed else 0
 
 
-def load_recognizer(args):
+def load_recognizer(args, lines=None):
     """The model of predict and read, with --top-k and --charset checked once, before any image is read."""
     from .recognition import Recognizer
-    recognizer = Recognizer.load(args.model, device=args.device)
+    recognizer = Recognizer.load(args.model, device=args.device, lines=lines)
     recognizer.checked(args.top_k, args.charset)
     return recognizer
 
@@ -252,11 +261,20 @@ def cmd_predict(args) -> int:
 def cmd_read(args) -> int:
     from dataclasses import asdict
 
-    recognizer = load_recognizer(args)
-    return recognise_each(args, lambda p: recognizer.read(p, top_k=args.top_k, charset=args.charset),
-                          lambda r: r.text + "  (" + " ".join(f"{c.character}:{c.confidence:.2f}"
-                                                              for c in r.characters) + ")",
-                          asdict)
+    from .recognition import Recognizer
+    recognizer = Recognizer.load(args.model, device=args.device, lines=args.line_model)
+    options = dict(top_k=args.top_k, charset=args.charset, reader=args.reader, lexicon=args.lexicon,
+                   lm_weight=args.lm_weight, pattern=args.pattern, alternatives=args.alternatives,
+                   decoder=args.decoder)
+    _, _, context = recognizer.read_checks(**options)  # every option checked (the lexicon read) before any image
+    options["lexicon"] = context
+    read = lambda p: recognizer.read(p, **options)  # noqa: E731
+    def line(r):
+        if r.reader == "lines":
+            alts = [f"{t!r} {q:.2f}" for line in r.lines for t, q in line.alternatives[1:]]
+            return repr(r.text) + (f"  (also: {', '.join(alts)})" if alts else "")
+        return r.text + "  (" + " ".join(f"{c.character}:{c.confidence:.2f}" for c in r.characters) + ")"
+    return recognise_each(args, read, line, asdict)
 
 
 def cmd_serve(args) -> int:
@@ -269,14 +287,33 @@ def cmd_serve(args) -> int:
 # ----------------------------------------------------------------------------------------------- the parser
 def add_recognize_commands(sub) -> None:
     from .recognition import BACKENDS
+    from .recognition.lines import LM_WEIGHT
+    from .recognition.recognizer import READERS
     for name, func, text in (("predict", cmd_predict, "top-k characters for images of single characters"),
-                             ("read", cmd_read, "read the separated characters written in images")):
+                             ("read", cmd_read, "read the lines of writing in images (words, numbers, codes)")):
         c = sub.add_parser(name, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         c.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
-        c.add_argument("--model", default=DEFAULT_MODEL, help="run directory, model directory or pretrained name")
+        c.add_argument("--model", default=DEFAULT_MODEL, help="run directory, model directory or pretrained name"
+                       + (" (a line model here reads the lines)" if name == "read" else ""))
         c.add_argument("--top-k", type=int, default=5, help="how many candidates per character")
         c.add_argument("--charset", help="what the writing can be: digits, upper, lower, letters, alnum, or the "
                                          "characters themselves (e.g. 0123456789ABCDEF)")
+        if name == "read":
+            c.add_argument("--reader", default="auto", choices=READERS,
+                           help="lines: the line model (touching characters, context); components: one "
+                                "character per separate mark; auto: lines where a line model is loaded")
+            c.add_argument("--line-model", default="auto", help="the line model (run directory, model directory "
+                           f"or pretrained name); auto: {DEFAULT_LINE_MODEL} beside the default --model")
+            c.add_argument("--lexicon", default="english",
+                           help="words the writing is likely to hold: english (wordfreq), none, or a file with "
+                                "a word (optionally TAB weight) per line")
+            c.add_argument("--lm-weight", type=float, default=LM_WEIGHT,
+                           help="weight of the lexicon and character language model in beam search (0 = off)")
+            c.add_argument("--pattern", help="a regular expression every line must match, e.g. '[0-9]{5}' or "
+                                             "'[A-Z]{2}[0-9]{4}' (case-insensitive)")
+            c.add_argument("--alternatives", type=int, default=3, help="how many readings of each line to give")
+            c.add_argument("--decoder", default="beam", choices=("beam", "greedy"),
+                           help="CTC decoding: beam search with the context, or the best path alone")
         c.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
         c.add_argument("--json", action="store_true", help="print JSON")
         c.set_defaults(func=func)

@@ -41,6 +41,13 @@ def create_model(name: str, num_classes: int, **kwargs) -> "EmnistModel":
     return factory(num_classes=num_classes, **kwargs)
 
 
+def reads(name: str) -> str:
+    """What a registered model reads, without building it: "character" (28×28) or "line" (line_models.py)."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return getattr(_REGISTRY[name], "reads", "character")
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -55,6 +62,7 @@ class EmnistModel(nn.Module):
     features: nn.Module
     classifier: nn.Sequential
     gradcam_layer: str
+    reads = "character"  # what one input is: a 28×28 "character", or a "line" (line_models.py)
 
     def forward_features(self, x):
         return self.features(x)

@@ -6,49 +6,48 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..data import normalize, preprocess
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError, ImageError, ModelFileError
 from ..models.pretrained import DEFAULT as DEFAULT_MODEL
+from ..models.pretrained import DEFAULT_LINES as DEFAULT_LINE_MODEL
 from .backends import BACKENDS, Backend
 from .charset import allowed as charset_mask
 from .charset import constrain
+from .decode import compile_pattern
+from .lines import LM_WEIGHT, LineReader
+from .reading import Character, Line, Reading
 
-
-@dataclass
-class Character:
-    """One character found by read(): its best guess, the top-k, and its box (x0, y0, x1, y1) in the image."""
-    character: str
-    confidence: float
-    box: tuple[int, int, int, int]
-    top: list[tuple[str, float]] = field(default_factory=list)
-
-
-@dataclass
-class Reading:
-    text: str
-    characters: list[Character]
+READERS = ("auto", "lines", "components")
 
 
 class Recognizer:
-    def __init__(self, backend: Backend, name: str = ""):
+    def __init__(self, backend: Backend, name: str = "", lines: LineReader | None = None):
         self.backend = backend
         self.name = name or str(backend.meta.get("name") or backend.meta.get("architecture") or "model")
         self.classes = list(backend.classes)
         norm = backend.meta["normalize"]  # required: checked when the model was loaded
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
+        self.lines = lines  # the line model read() uses by default; None: connected components
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, backend: str = "torch",
-             device: str = "cpu") -> "Recognizer":
+             device: str = "cpu", lines: str | os.PathLike | None = "auto") -> "Recognizer":
+        """A character model for predict (and for read by connected components) and a line model for read.
+        `lines="auto"`: the shipped line model beside the default character model, none beside another one;
+        a line model given as the model stands beside the default character model."""
         try:
             loader = BACKENDS[backend]
         except KeyError:
             raise ConfigError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}") from None
-        return cls(loader(name_or_path, device), name=str(name_or_path))
+        if reads_lines(name_or_path):
+            lines, name_or_path = name_or_path, DEFAULT_MODEL
+        elif lines == "auto":
+            lines = DEFAULT_LINE_MODEL if str(name_or_path) == DEFAULT_MODEL else None
+        reader = LineReader.load(lines, device) if lines is not None else None
+        return cls(loader(name_or_path, device), name=str(name_or_path), lines=reader)
 
     def probabilities(self, images_u8: np.ndarray) -> np.ndarray:
         """Class probabilities for uint8 N×28×28 images already in EMNIST form (white on black, upright)."""
@@ -99,23 +98,73 @@ class Recognizer:
         forms = np.stack([character_form(im) for im in images])
         return [self.top(p, top_k, mask) for p in self.probabilities(forms)]
 
-    def read(self, image, top_k: int = 5, budget: float | None = None, charset: str | None = None) -> Reading:
-        """The characters written side by side in an image, left to right, with confidences and boxes. `budget`
-        (seconds) bounds the segmentation: an image that would take longer is refused (segment.OverBudget);
-        `charset` constrains every character."""
-        from .segment import segment
-        mask = self.checked(top_k, charset)
+    def read(self, image, top_k: int = 5, budget: float | None = None, charset: str | None = None,
+             reader: str = "auto", lexicon="english", lm_weight: float = LM_WEIGHT, pattern: str | None = None,
+             alternatives: int = 3, decoder: str = "beam") -> Reading:
+        """The writing in an image: its lines top to bottom, each left to right, with confidences, boxes and the
+        n best readings of each line. reader "lines" (the default where a line model is loaded) reads whole lines
+        with CTC and context: `lexicon` ("english", "none" or a file), `lm_weight` (0: none), `pattern` (a
+        regular expression each line must match), `decoder` ("beam" or "greedy"). reader "components" reads one
+        character per connected mark (characters must not touch). `charset` constrains either; `budget` (seconds)
+        bounds the work (segment.OverBudget)."""
+        reader, mask, context = self.read_checks(top_k, budget, charset, reader, lexicon, lm_weight, pattern,
+                                                 alternatives, decoder)
         deadline = None if budget is None else time.monotonic() + budget
         img = preprocess.open_image(image)
         ink, (left, top), scale = preprocess.ink_map(img, preprocess.source_name(image))
+        def place(box):  # boxes refer to the original image: the ink map is cropped, very large images reduced
+            x0, y0, x1, y1 = box
+            return (round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
+                    round((y1 + top) * scale))
+        if reader == "lines":
+            lines = self.lines.read(ink, top_k, mask, context, lm_weight, pattern, alternatives, deadline, decoder)
+            for line in lines:
+                line.box = place(line.box)
+                for c in line.characters:
+                    c.box = place(c.box)
+            return Reading("\n".join(line.text for line in lines), [c for line in lines for c in line.characters],
+                           lines, "lines")
+        from .segment import segment
         boxes, inks = segment(ink, deadline)
-        # boxes refer to the original image: the ink map is cropped, and very large images were reduced
-        boxes = [(round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
-                  round((y1 + top) * scale)) for x0, y0, x1, y1 in boxes]
         probs = self.probabilities(np.stack([preprocess.emnist_form(ink) for ink in inks]))
         tops = [self.top(p, top_k, mask) for p in probs]
-        chars = [Character(t[0][0], t[0][1], b, t) for b, t in zip(boxes, tops)]
-        return Reading(text_with_spaces(chars), chars)
+        chars = [Character(t[0][0], t[0][1], place(b), t) for b, t in zip(boxes, tops)]
+        text = text_with_spaces(chars)
+        whole = Line(text, float(np.prod([c.confidence for c in chars])), place((0, 0, ink.shape[1], ink.shape[0])),
+                     chars, [(text, 1.0)])
+        return Reading(text, chars, [whole], "components")
+
+    def read_checks(self, top_k: int = 5, budget: float | None = None, charset: str | None = None,
+                    reader: str = "auto", lexicon="english", lm_weight: float = LM_WEIGHT,
+                    pattern: str | None = None, alternatives: int = 3, decoder: str = "beam"):
+        """read()'s arguments checked before any image is decoded: (reader, charset mask, context)."""
+        if reader not in READERS:
+            raise ConfigError(f"reader: expected one of {', '.join(READERS)}, found {reader!r}")
+        if reader == "auto":
+            reader = "lines" if self.lines is not None else "components"
+        if reader == "lines" and self.lines is None:
+            raise ConfigError(f"reader 'lines': {self.name} has no line model beside it "
+                              f"(load one: Recognizer.load(lines=...), --line-model)")
+        self.check_top_k(top_k)
+        if isinstance(alternatives, bool) or not isinstance(alternatives, int) or alternatives < 1:
+            raise ConfigError(f"alternatives: expected an integer >= 1, found {alternatives!r}")
+        if reader == "components":
+            return reader, self.checked(top_k, charset), None
+        if not (isinstance(lm_weight, (int, float)) and np.isfinite(lm_weight) and lm_weight >= 0):
+            raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}")
+        if decoder not in ("beam", "greedy"):
+            raise ConfigError(f"decoder: expected beam or greedy, found {decoder!r}")
+        compile_pattern(pattern)
+        return reader, self.lines.allowed(charset), (self.lines.context(lexicon) if lm_weight else None)
+
+
+def reads_lines(name_or_path) -> bool:
+    """Whether a model (path or shipped name) is a line model, from its model.json."""
+    from ..models.checkpoint import read_meta, resolve_model_dir
+    try:
+        return read_meta(resolve_model_dir(name_or_path)).get("reads") == "line"
+    except ModelFileError:
+        return False
 
 
 class SeveralCharacters(ImageError):

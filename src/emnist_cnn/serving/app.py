@@ -25,6 +25,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..data import preprocess
 from ..errors import ConfigError
 from ..recognition import Recognizer
+from ..recognition.lines import LM_WEIGHT
 from ..recognition.recognizer import character_form
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -65,10 +66,24 @@ class CharacterOut(BaseModel):
     predictions: list[Prediction]
 
 
+class Alternative(BaseModel):
+    text: str
+    probability: float = Field(description="its share among the n best readings of the line")
+
+
+class LineOut(BaseModel):
+    text: str
+    confidence: float
+    box: list[int] = Field(description="x0, y0, x1, y1 in the image's pixels (x1, y1 exclusive)")
+    alternatives: list[Alternative]
+
+
 class ReadResponse(BaseModel):
     model: str
-    text: str
+    reader: str = Field(description="lines (the line model) or components (one character per separate mark)")
+    text: str = Field(description="the lines read, joined by newlines")
     characters: list[CharacterOut]
+    lines: list[LineOut]
 
 
 IMAGE_BODY = {"requestBody": {"required": True, "content": {
@@ -303,7 +318,8 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
     def list_models() -> dict:
         return {"default": default, "models": [
             {"name": name, "classes": "".join(r.classes), "architecture": r.backend.meta.get("architecture"),
-             "test_accuracy": r.backend.meta.get("test_accuracy"), "dataset": r.backend.meta.get("dataset")}
+             "test_accuracy": r.backend.meta.get("test_accuracy"), "dataset": r.backend.meta.get("dataset"),
+             "line_model": r.lines.name if r.lines is not None else None}
             for name, r in models.items()]}
 
     @app.post(f"{API}/predict", response_model=PredictResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
@@ -324,19 +340,37 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
 
     @app.post(f"{API}/read", response_model=ReadResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
     async def read(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None,
-                   charset: Annotated[Optional[str], Query(max_length=256)] = None):
-        """The characters written side by side in an image (upload or base64 JSON), left to right; `charset`
-        constrains every character."""
+                   charset: Annotated[Optional[str], Query(max_length=256)] = None,
+                   reader: Annotated[str, Query(pattern="^(auto|lines|components)$")] = "auto",
+                   lexicon: Annotated[str, Query(pattern="^(english|none)$")] = "english",
+                   lm_weight: Annotated[float, Query(ge=0, le=100)] = LM_WEIGHT,
+                   pattern: Annotated[Optional[str], Query(max_length=200)] = None,
+                   alternatives: Annotated[int, Query(ge=1, le=10)] = 3,
+                   decoder: Annotated[str, Query(pattern="^(beam|greedy)$")] = "beam"):
+        """The writing in an image (upload or base64 JSON): each line, top to bottom, with its characters, their
+        boxes and the n best readings. `reader`: lines (the line model, the default where the server has one) or
+        components (separate characters); `charset` constrains every character, `lexicon` and `lm_weight` set
+        the context, `pattern` is a regular expression every line must match."""
         name, r = pick(model)
         check_top_k(r, top_k)
-        check_charset(r, charset)
+        try:
+            args = dict(top_k=top_k, budget=READ_BUDGET_SECONDS, charset=charset, reader=reader, lexicon=lexicon,
+                        lm_weight=lm_weight, pattern=pattern, alternatives=alternatives, decoder=decoder)
+            r.read_checks(**args)
+        except ConfigError as e:
+            field = str(e).split(":")[0].split(" ")[0]  # every message begins with the name of its field
+            raise RequestValidationError([{"type": "value_error", "loc": ["query", field],
+                                           "input": args.get(field), "msg": str(e)}]) from None
         kind, value = await image_from(request)
         if kind == "pixels":
             raise HTTPException(422, "read needs an image ('image' or an upload), not a 28×28 'pixels' array")
-        reading = await batchers[name].run(r.read, value, top_k, READ_BUDGET_SECONDS, charset)
-        return {"model": name, "text": reading.text, "characters": [
+        reading = await batchers[name].run(lambda: r.read(value, **args))
+        return {"model": name, "reader": reading.reader, "text": reading.text, "characters": [
             {"character": c.character, "confidence": c.confidence, "box": list(c.box),
-             "predictions": predictions(c.top)} for c in reading.characters]}
+             "predictions": predictions(c.top)} for c in reading.characters],
+            "lines": [{"text": line.text, "confidence": line.confidence, "box": list(line.box),
+                       "alternatives": [{"text": t, "probability": q} for t, q in line.alternatives]}
+                      for line in reading.lines]}
 
     return app
 

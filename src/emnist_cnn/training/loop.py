@@ -22,6 +22,7 @@ from ..evaluation.evaluate import evaluate
 from ..files import read_jsonl, write_json, write_jsonl
 from ..models import count_parameters, create_model, load_model
 from ..models.checkpoint import load_training_state, save_model, save_training_state
+from ..models.registry import reads
 from ..runtime import autocast, environment, resolve_device, resolve_precision
 from . import distributed
 from .optim import EMA, lr_factor, make_optimizer
@@ -139,6 +140,9 @@ def resume_state(run_dir: Path) -> tuple[Config, dict]:
         raise RunError(f"--resume {run_dir}: no such run directory")
     if not (run_dir / "config.json").is_file():
         raise RunError(f"{run_dir / 'config.json'}: missing; {run_dir} is not a run directory")
+    cfg = Config.from_json(run_dir / "config.json")
+    if reads(cfg.architecture) == "line":
+        raise RunError(f"{run_dir}: a line model's run cannot be resumed (it keeps no last.pt); train it again")
     if not (run_dir / "last.pt").is_file():
         raise RunError(f"{run_dir / 'last.pt'}: missing; the run ended before its first epoch, or was finished "
                        f"elsewhere: start it again")
@@ -146,7 +150,7 @@ def resume_state(run_dir: Path) -> tuple[Config, dict]:
     missing = sorted({"model", "optimizer", "scheduler", "ema", "rng", "epoch", "best_val"} - set(state))
     if missing:
         raise ModelFileError(f"{run_dir / 'last.pt'}: not a training state of emnist-cnn (no {', '.join(missing)})")
-    return Config.from_json(run_dir / "config.json"), state
+    return cfg, state
 
 
 def model_meta(cfg: Config, data: Dataset, env: dict, num_parameters: int) -> dict:
@@ -159,6 +163,9 @@ def model_meta(cfg: Config, data: Dataset, env: dict, num_parameters: int) -> di
 def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None = None,
           progress: bool = True, log=print) -> Path:
     """Train per cfg (or continue the run in `resume`); returns the run directory."""
+    if resume is None and reads(cfg.architecture) == "line":
+        from .lines import train_lines
+        return train_lines(cfg, data=data, progress=progress, log=log, new_run_dir=new_run_dir)
     if resume is not None:
         run_dir = Path(resume)
         cfg, state = resume_state(run_dir)

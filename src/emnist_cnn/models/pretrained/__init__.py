@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 PREFIX = "emnist-cnn/"
-DEFAULT = PREFIX + "bymerge47"  # the default recogniser of predict, read and serve
+DEFAULT = PREFIX + "bymerge47"  # the default character model of predict, serve (and read by components)
+DEFAULT_LINES = PREFIX + "lines47"  # the default line model of read
 
 
 def names() -> list[str]:
@@ -30,5 +31,6 @@ def describe() -> list[dict]:
     for name in names():
         meta = json.loads((find(name) / "model.json").read_text())
         out.append({"name": name, "architecture": meta.get("architecture"), "classes": "".join(meta["classes"]),
-                    "test_accuracy": meta.get("test_accuracy"), "data": meta.get("dataset")})
+                    "test_accuracy": meta.get("test_accuracy"), "data": meta.get("dataset"),
+                    "reads": meta.get("reads", "character"), "test_cer": meta.get("test_cer")})
     return out

@@ -1,4 +1,5 @@
-// Drawing pad -> debounced POST /api/v1/predict (or /read in word mode) -> top-5 bars and the 28×28 input.
+// Drawing pad -> debounced POST /api/v1/predict (or /read in word mode) -> top-5 bars and the 28×28 input
+// (word mode: the text, its alternatives and each character's confidence).
 "use strict";
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
@@ -9,6 +10,7 @@ let strokes = [];             // each stroke: list of [x, y] in canvas pixels
 let current = null;
 let timer = null;
 let sequence = 0;             // only the newest response is shown
+let inFlight = null;          // the AbortController of the request under way
 
 function redraw() {
   ctx.fillStyle = "#fff";
@@ -71,28 +73,50 @@ function message(detail) {  // a string, or FastAPI's list of validation errors
   return Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail;
 }
 
-async function send(blob) {
-  const id = ++sequence;
-  const form = new FormData();
-  form.append("file", blob, "drawing.png");
+function cancel() {           // a late answer must never land on a canvas that has changed since
+  sequence++;
+  if (inFlight) inFlight.abort();
+  inFlight = null;
+}
+
+async function send(body, json) {
+  cancel();
+  const id = sequence;
+  const controller = inFlight = new AbortController();
   $("status").textContent = "recognising…";
-  let reply, body;
+  let reply, answer;
   try {
-    reply = await fetch(endpoint(), { method: "POST", body: form });
-    body = await reply.json();
+    reply = await fetch(endpoint(), json
+      ? { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" },
+          signal: controller.signal }
+      : { method: "POST", body, signal: controller.signal });
+    answer = await reply.json();
   } catch (err) {
     if (id === sequence) $("status").textContent = `request failed: ${err}`;
     return;
   }
   if (id !== sequence) return;
-  if (!reply.ok) { show(null); $("status").textContent = message(body.detail) || `error ${reply.status}`; return; }
-  $("status").textContent = `model ${body.model}`;
-  show(body);
+  inFlight = null;
+  if (!reply.ok) { show(null); $("status").textContent = message(answer.detail) || `error ${reply.status}`; return; }
+  $("status").textContent = `model ${answer.model}` + (answer.reader ? ` (reads ${answer.reader})` : "");
+  show(answer);
+}
+
+function sendFile(file) {
+  const form = new FormData();
+  form.append("file", file, file.name || "image.png");
+  send(form, false);
 }
 
 function recognise() {
-  if (!strokes.length) { show(null); $("status").textContent = "Draw a character."; return; }
-  pad.toBlob(send, "image/png");
+  if (!strokes.length) {
+    cancel();
+    show(null);
+    $("status").textContent = $("word-mode").checked ? "Write a word or a number." : "Draw a character.";
+    return;
+  }
+  // toDataURL is synchronous: toBlob waits for the browser to go idle (about a second after pen-up in Chromium)
+  send({ image: pad.toDataURL("image/png") }, true);
 }
 
 function bars(list, predictions) {
@@ -111,8 +135,10 @@ function show(body) {
   $("characters").replaceChildren();
   if (!body) { $("answer").innerHTML = "&nbsp;"; $("predictions").replaceChildren(); return; }
   if (body.text !== undefined) {          // word mode
-    $("answer").textContent = body.text;
-    bars($("predictions"), []);
+    $("answer").textContent = body.text || "\u00a0";
+    const alternatives = body.lines.flatMap((line) => line.alternatives.slice(1));
+    $("predictions").classList.add("words");
+    bars($("predictions"), alternatives.map((a) => ({ character: a.text, probability: a.probability })));
     $("characters").replaceChildren(...body.characters.map((c) => {
       const li = document.createElement("li");
       li.textContent = `${c.character} ${(100 * c.confidence).toFixed(0)}%`;
@@ -120,6 +146,7 @@ function show(body) {
     }));
     return;
   }
+  $("predictions").classList.remove("words");
   $("answer").textContent = body.predictions[0].character;
   bars($("predictions"), body.predictions);
   const img = seen.createImageData(28, 28);
@@ -142,7 +169,7 @@ $("upload").addEventListener("change", (e) => {
     URL.revokeObjectURL(url);
   };
   im.src = url;
-  send(file);
+  sendFile(file);
   e.target.value = "";
 });
 $("word-mode").addEventListener("change", (e) => {
@@ -150,7 +177,7 @@ $("word-mode").addEventListener("change", (e) => {
   document.querySelector("figure").hidden = e.target.checked;  // word mode shows characters, not one input
   strokes = [];
   redraw();
-  show(null);
+  recognise();
 });
 $("model").addEventListener("change", schedule);
 $("charset").addEventListener("change", schedule);

@@ -1,0 +1,76 @@
+"""Line models: read a whole line of handwriting, no segmentation, trained with CTC (Graves et al. 2006).
+
+A CNN turns a LINE_HEIGHT-row line image of any width into a sequence of columns (one per 4 pixels), a
+bidirectional LSTM gives each column the context of the whole line, and a linear layer scores every class plus
+CTC's blank (the last index) per column. This is the CRNN of Shi et al. (2015) and the line reader of the Full
+Stack Deep Learning text recogniser, sized for a 2-core CPU.
+
+The EmnistModel contract holds (forward_features is the CNN's feature map, the classifier ends in the linear layer,
+reset_classifier and freeze_stages work); what differs is the input (N×1×32×W) and the output (N×W/4×(classes+1)).
+"""
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from .architectures import conv_bn
+from .registry import EmnistModel, register
+
+
+def greedy(log_probs: np.ndarray, blank: int) -> list[int]:
+    """What a line model's output says at its most probable (the best path): the most probable class per step,
+    repeats collapsed, blanks dropped. recognition/decode.py searches further."""
+    best = log_probs.argmax(axis=-1)
+    keep = np.ones(len(best), dtype=bool)
+    keep[1:] = best[1:] != best[:-1]
+    return [int(k) for k in best[keep] if k != blank]
+
+
+class ColumnSequence(nn.Module):
+    """N×C×H×T feature map -> N×T×(C·H) sequence, one step per column."""
+
+    def forward(self, x):
+        return x.permute(0, 3, 1, 2).flatten(2)
+
+
+class BiLSTM(nn.Module):
+    """A bidirectional LSTM that returns only its outputs (nn.LSTM also returns its states)."""
+
+    def __init__(self, size_in: int, hidden: int, layers: int = 1):
+        super().__init__()
+        self.lstm = nn.LSTM(size_in, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+class LineModel(EmnistModel):
+    reads = "line"
+    height = 32  # the rows it reads (data/lines.py LINE_HEIGHT)
+    stride = 4   # input columns per output step
+
+    def __init__(self, features: nn.Sequential, feature_size: int, num_classes: int, hidden: int,
+                 dropout: float, gradcam_layer: str):
+        super().__init__()
+        self.features = features
+        self.classifier = nn.Sequential(ColumnSequence(), BiLSTM(feature_size, hidden), nn.Dropout(dropout),
+                                        nn.Linear(2 * hidden, num_classes + 1))  # + CTC's blank, the last index
+        self.gradcam_layer = gradcam_layer
+
+    def reset_classifier(self, num_classes: int) -> None:
+        super().reset_classifier(num_classes + 1)
+
+
+@register("crnn")
+def crnn(num_classes: int, dropout: float = 0.2) -> LineModel:
+    """32 rows -> 16 -> 8 -> 4 -> 2 while columns go down only 4x (the sequence keeps ~5 steps per character);
+    128 channels × 2 rows per step into a 128+128 BiLSTM."""
+    features = nn.Sequential(
+        conv_bn(1, 32, pool=True),                                                  # 16 × W/2
+        conv_bn(32, 64, pool=True),                                                 # 8 × W/4
+        conv_bn(64, 96), conv_bn(96, 96), nn.MaxPool2d((2, 1)),                     # 4 × W/4
+        conv_bn(96, 128), nn.MaxPool2d((2, 1)))                                     # 2 × W/4
+    return LineModel(features, 128 * 2, num_classes, hidden=128, dropout=dropout, gradcam_layer="features.3.0")
+
+
+crnn.reads = "line"  # what registry.reads() tells without building the model

@@ -1,0 +1,167 @@
+"""Reading lines of handwriting with a line model (models/line_models.py): find the lines, bring each to the
+model's form, read it with CTC decoding (decode.py), and place every character back in the image.
+
+Lines are found by the horizontal projection of the ink: bands of rows with ink, separated by rows without;
+a band much thinner than the others (the dots of i and j above a line, an accent) joins its nearest neighbour.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import torch
+
+from ..data import normalize
+from ..data.lines import line_form
+from ..errors import ConfigError, ImageError
+from ..models import load_model
+from .charset import allowed as charset_mask
+from .decode import (
+    Candidate,
+    WordModel,
+    align,
+    beam_search,
+    compile_pattern,
+    english_lexicon,
+    greedy,
+    read_lexicon,
+    restore_case,
+)
+from .reading import Character, Line
+from .segment import OverBudget
+
+MAX_LINES = 50          # more bands of ink than this is not lines of writing
+THIN_BAND = 0.35        # a band thinner than this share of the tallest joins its neighbour
+LM_WEIGHT = 1.0         # the context's weight in beam search (benchmarks/read.py, validation lines)
+BEAM = 10               # prefixes kept per step
+
+
+def find_lines(ink: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges [top, bottom) of the lines of writing in an ink map, top to bottom."""
+    rows = ink.max(axis=1) > 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], rows.astype(np.int8), [0]])))
+    bands = [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2])]
+    if len(bands) > MAX_LINES * 4:
+        raise ImageError(f"{len(bands)} bands of ink, more than {MAX_LINES} lines of writing can have")
+    while len(bands) > 1:
+        heights = [b - a for a, b in bands]
+        i = int(np.argmin(heights))
+        if heights[i] >= THIN_BAND * max(heights):
+            break
+        # join the nearer neighbour (the gap between them is smaller)
+        up = bands[i][0] - bands[i - 1][1] if i > 0 else np.inf
+        down = bands[i + 1][0] - bands[i][1] if i + 1 < len(bands) else np.inf
+        j = i - 1 if up <= down else i + 1
+        a, b = min(i, j), max(i, j)
+        bands[a:b + 1] = [[bands[a][0], bands[b][1]]]
+    if len(bands) > MAX_LINES:
+        raise ImageError(f"{len(bands)} lines of ink, more than the {MAX_LINES} an image of writing is read for")
+    return [(a, b) for a, b in bands]
+
+
+class LineReader:
+    """A line model, ready to read: `read(ink)` for an ink map (preprocess.ink_map)."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict, name: str = ""):
+        if meta.get("reads") != "line":
+            raise ConfigError(f"{name or 'model'}: not a line model (its model.json says it reads "
+                              f"{meta.get('reads', 'characters')!r})")
+        self.model, self.meta, self.name = model, meta, name
+        self.classes = list(meta["classes"])
+        self.blank = len(self.classes)
+        self.mean, self.std = float(meta["normalize"]["mean"]), float(meta["normalize"]["std"])
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike, device: str = "cpu") -> "LineReader":
+        model, meta = load_model(name_or_path, device)
+        return cls(model, meta, str(name_or_path))
+
+    @torch.inference_mode()
+    def log_probs(self, forms: list[np.ndarray]) -> list[np.ndarray]:
+        """Per line form (LINE_HEIGHT×W floats), steps×(classes+1) log-probabilities, in one padded batch."""
+        width = max(f.shape[1] for f in forms)
+        x = np.zeros((len(forms), 1, forms[0].shape[0], width), np.float32)
+        for i, f in enumerate(forms):
+            x[i, 0, :, :f.shape[1]] = f
+        device = next(self.model.parameters()).device
+        t = normalize(torch.from_numpy(x).to(device), self.mean, self.std)
+        out = self.model(t.contiguous(memory_format=torch.channels_last)).float().log_softmax(-1).cpu().numpy()
+        stride = self.model.stride
+        return [out[i, :max(1, f.shape[1] // stride)] for i, f in enumerate(forms)]
+
+    def allowed(self, charset: str | None) -> np.ndarray | None:
+        """The classes a charset allows (charset.py), the space between words always among them."""
+        if charset is None:
+            return None
+        letters = [c for c in self.classes if c != " "]
+        mask = charset_mask(letters, charset)
+        return np.array([True if c == " " else bool(mask[letters.index(c)]) for c in self.classes])
+
+    def context(self, lexicon) -> WordModel | None:
+        """'english' (the default), None/'none', a WordModel, or a lexicon file's path."""
+        if lexicon is None or lexicon == "none":
+            return None
+        if isinstance(lexicon, WordModel):
+            return lexicon
+        if lexicon == "english":
+            return english_lexicon()
+        return read_lexicon(lexicon)
+
+    def read(self, ink: np.ndarray, top_k: int = 5, allowed: np.ndarray | None = None, lexicon="english",
+             lm_weight: float = LM_WEIGHT, pattern: str | None = None, alternatives: int = 3,
+             deadline: float | None = None, decoder: str = "beam") -> list[Line]:
+        """The lines of an ink map (float, light on 0, cropped), top to bottom; boxes in the ink map's pixels."""
+        if not (isinstance(lm_weight, (int, float)) and np.isfinite(lm_weight) and lm_weight >= 0):
+            raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}")
+        if decoder not in ("beam", "greedy"):
+            raise ConfigError(f"decoder: expected beam or greedy, found {decoder!r}")
+        compiled = compile_pattern(pattern)
+        lm = self.context(lexicon) if lm_weight > 0 else None
+        bands = find_lines(ink)
+        pieces, forms = [], []
+        for top, bottom in bands:
+            band = ink[top:bottom]
+            cols = np.flatnonzero(band.max(axis=0) > 0)
+            rows = np.flatnonzero(band.max(axis=1) > 0)
+            pieces.append((int(cols[0]), top + int(rows[0]), int(cols[-1]) + 1, top + int(rows[-1]) + 1))
+            forms.append(line_form(band[:, cols[0]:cols[-1] + 1]))
+        all_lp = self.log_probs(forms)
+        out = []
+        for (x0, y0, x1, y1), form, lp in zip(pieces, forms, all_lp):
+            if deadline is not None and time.monotonic() > deadline:
+                raise OverBudget("reading this image took longer than its time budget")
+            if allowed is not None:  # a charset: masked classes cannot be read; blank and space always can
+                keep = np.concatenate([allowed, [True]])
+                lp = np.where(keep, lp, -1e30)
+                lp = lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+            if decoder == "greedy" and compiled is None:
+                best = [Candidate("".join(self.classes[k] for k in greedy(lp, self.blank)), 0.0)]
+            else:
+                best = beam_search(lp, self.classes, lm, lm_weight if decoder == "beam" else 0.0, compiled,
+                                   BEAM if decoder == "beam" else 1, deadline=deadline) or [Candidate("", 0.0)]
+            scores = np.array([c.score for c in best[:max(1, alternatives)]])
+            shares = np.exp(scores - scores.max())
+            shares /= shares.sum()
+            text = best[0].text
+            targets = [self.classes.index(c) for c in text]
+            spans = align(lp, targets, self.blank)
+            zoom = (y1 - y0) / 28.0  # ink-map pixels per line-form pixel (line_form: ink rows -> 28)
+            probs = np.exp(lp)
+            chars = []
+            for k, (a, b) in zip(targets, spans):
+                if self.classes[k] == " ":
+                    continue
+                p = probs[a:b + 1, :self.blank].mean(axis=0)
+                if allowed is not None:
+                    p = np.where(allowed, p, 0.0)
+                p = p / max(p.sum(), 1e-30)
+                order = np.argsort(-p, kind="stable")[:top_k]
+                cx0 = x0 + max(0, round((a * self.model.stride - 2) * zoom))
+                cx1 = min(x1, x0 + round(((b + 1) * self.model.stride - 2) * zoom))
+                chars.append(Character(self.classes[k], float(probs[a:b + 1, k].max()), (cx0, y0, max(cx1, cx0 + 1),
+                                       y1), [(self.classes[i], float(p[i])) for i in order]))
+            confidence = float(np.prod([c.confidence for c in chars])) if chars else 0.0
+            out.append(Line(restore_case(text, self.classes), confidence, (x0, y0, x1, y1), chars,
+                            [(restore_case(c.text, self.classes), float(s)) for c, s in zip(best, shares)]))
+        return out

@@ -1,0 +1,194 @@
+"""Line reading: synthetic lines, CTC decoding with context, finding lines, and the line trainer on synthetic data."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import class_images, small_config
+
+from emnist_cnn.data import lines as L
+from emnist_cnn.errors import ConfigError
+from emnist_cnn.recognition import decode
+from emnist_cnn.recognition.lines import find_lines
+
+CLASSES = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt") + [" "]  # ByMerge's 47 and the space
+
+
+@pytest.fixture(scope="module")
+def bank():
+    rng = np.random.default_rng(0)
+    labels = np.arange(47 * 6) % 47
+    return L.CharacterBank(torch.from_numpy(class_images(labels, rng)), torch.from_numpy(labels), CLASSES)
+
+
+# ----------------------------------------------------------------------------------------------- synthetic lines
+def test_a_batch_is_a_function_of_seed_and_index(bank):
+    a, b = L.batch_of_lines(bank, 8, 3, 5), L.batch_of_lines(bank, 8, 3, 5)
+    assert a.texts == b.texts and torch.equal(a.images, b.images) and a.targets == b.targets
+    c = L.batch_of_lines(bank, 8, 3, 6)
+    assert c.texts != a.texts
+    # training batches (similar lengths, varied stroke profiles) are deterministic all the same
+    t1, t2 = L.batch_of_lines(bank, 8, 3, 5, training=True), L.batch_of_lines(bank, 8, 3, 5, training=True)
+    assert torch.equal(t1.images, t2.images) and 0 <= t1.images.min() and t1.images.max() <= 1
+
+
+def test_lines_have_the_model_form_and_say_their_text(bank):
+    batch = L.batch_of_lines(bank, 16, 0, 0)
+    assert batch.images.shape[:3] == (16, 1, L.LINE_HEIGHT) and batch.images.max() <= 1.0
+    for image, width, text, target in zip(batch.images, batch.widths, batch.texts, batch.targets):
+        rows = torch.nonzero(image[0].amax(dim=1) > 0.15).ravel()
+        assert rows.min() >= 1 and rows.max() <= L.LINE_HEIGHT - 2  # ink rows scaled to LINE_INK, margins kept
+        assert image[0, :, int(width):].abs().sum() == 0           # beyond its width: padding only
+        # targets are the text's classes, merged lowercase standing for their capital (c -> C)
+        assert "".join(CLASSES[k] for k in target).lower() == text.lower()
+
+
+def test_touching_lines_overlap_and_spaced_lines_do_not(bank):
+    def gaps(spacing):
+        batch = L.batch_of_lines(bank, 32, 1, 0, L.SPACINGS[spacing], kinds=("digits",))
+        return sum(int(w) for w in batch.widths) / sum(len(t) for t in batch.texts)
+    spaced, tight, touching = gaps("spaced"), gaps("tight"), gaps("touching")
+    assert spaced > tight > touching  # the same texts and characters, closer together: narrower lines
+
+
+def test_texts_hold_words_digits_and_mixtures():
+    rng = np.random.default_rng(0)
+    words = [L.sample_text(rng, "words") for _ in range(50)]
+    digits = [L.sample_text(rng, "digits") for _ in range(50)]
+    assert all(w.replace(" ", "").isalpha() for w in words)
+    assert any(w.islower() for w in words) and any(w.isupper() for w in words)
+    assert all(d.replace(" ", "").isdigit() for d in digits)
+
+
+def test_line_form_of_one_line_matches_the_batch_form(bank):
+    batch = L.batch_of_lines(bank, 1, 2, 0)
+    width = int(batch.widths[0])
+    line = batch.images[0, 0, :, :width].numpy()
+    again = L.line_form(np.where(line > 0.15, line, 0) * 255)
+    assert again.shape[0] == L.LINE_HEIGHT and abs(again.shape[1] - width) <= 3
+    w = min(width, again.shape[1])
+    assert np.corrcoef(line[:, :w].ravel(), again[:, :w].ravel())[0, 1] > 0.9
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+def peaky(path: str, classes=CLASSES, confidence=0.9, steps_per_char=3) -> np.ndarray:
+    """Log-probabilities that say `path` (characters, "_" for a blank step) with the given confidence."""
+    blank = len(classes)
+    out = np.full((len(path), blank + 1), math.log((1 - confidence) / blank))
+    for t, c in enumerate(path):
+        out[t, blank if c == "_" else classes.index(c)] = math.log(confidence)
+    return out
+
+
+def test_greedy_collapses_repeats_and_drops_blanks():
+    lp = peaky("_BB_OO_O_KK_")
+    assert "".join(CLASSES[k] for k in decode.greedy(lp, len(CLASSES))) == "BOOK"
+
+
+def test_beam_search_without_context_agrees_with_greedy():
+    lp = peaky("_4_1__6_77_")
+    best = decode.beam_search(lp, CLASSES)
+    assert best[0].text == "4167" and best[0].score > best[-1].score - 1e-9
+
+
+def test_context_settles_look_alikes():
+    blank = len(CLASSES)
+    # each step: O and 0 (or 1 and L) nearly tied, the look-alike slightly ahead
+    def tied(pairs):
+        lp = np.full((len(pairs) * 2, blank + 1), math.log(1e-4))
+        for i, (a, b) in enumerate(pairs):
+            lp[2 * i, CLASSES.index(a)] = math.log(0.52)
+            lp[2 * i, CLASSES.index(b)] = math.log(0.46)
+            lp[2 * i + 1, blank] = 0.0
+        return lp
+    words = decode.english_lexicon()
+    book = tied([("B", "8"), ("0", "O"), ("0", "O"), ("K", "X")])
+    assert decode.beam_search(book, CLASSES)[0].text == "B00K"
+    assert decode.beam_search(book, CLASSES, words, 1.0)[0].text == "BOOK"
+    number = tied([("4", "A"), ("L", "1"), ("6", "G"), ("7", "T")])
+    assert decode.beam_search(number, CLASSES, words, 1.0)[0].text == "4167"
+
+
+def test_a_pattern_is_met_whole_or_the_reading_is_empty():
+    lp = peaky("_A_B__1_2_")
+    pattern = decode.compile_pattern("[0-9]{4}")
+    assert decode.beam_search(lp, CLASSES, pattern=pattern) == [] or \
+        all(c.text.isdigit() and len(c.text) == 4 for c in decode.beam_search(lp, CLASSES, pattern=pattern))
+    # where the model leaves room, the pattern picks: S/5 and O/0 tied, a pattern of digits decides
+    lp = np.log(np.full((4, 49), 1e-4))
+    lp[0, CLASSES.index("S")], lp[0, CLASSES.index("5")], lp[1, 48] = math.log(0.6), math.log(0.39), 0
+    lp[2, CLASSES.index("O")], lp[2, CLASSES.index("0")], lp[3, 48] = math.log(0.6), math.log(0.39), 0
+    assert decode.beam_search(lp, CLASSES)[0].text == "SO"
+    assert decode.beam_search(lp, CLASSES, pattern=decode.compile_pattern("[0-9]+"))[0].text == "50"
+    with pytest.raises(ConfigError, match="pattern '\\[0-9': not a regular expression"):
+        decode.compile_pattern("[0-9")
+
+
+def test_alignment_places_each_character():
+    lp = peaky("__A__BB___C_")
+    spans = decode.align(lp, [CLASSES.index(c) for c in "ABC"], len(CLASSES))
+    assert spans == [(2, 2), (5, 6), (10, 10)]
+
+
+def test_a_lexicon_file_is_read_and_checked(tmp_path):
+    good = tmp_path / "codes.txt"
+    good.write_text("AB1234\t5\nXY9876\n\n")
+    words = decode.read_lexicon(good)
+    assert words.size == 2 and words.log_p("AB12", "3") > words.log_p("AB12", "9")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("AB1234\tmany\n")
+    with pytest.raises(ConfigError, match="bad.txt, line 1: expected WORD or WORD<TAB>WEIGHT"):
+        decode.read_lexicon(bad)
+    with pytest.raises(ConfigError, match="no words"):
+        (tmp_path / "empty.txt").write_text("\n")
+        decode.read_lexicon(tmp_path / "empty.txt")
+    with pytest.raises(ConfigError, match="unreadable"):
+        decode.read_lexicon(tmp_path / "missing.txt")
+
+
+def test_merged_capitals_follow_the_case_of_their_word():
+    assert decode.restore_case("bOOK", CLASSES) == "book"
+    assert decode.restore_case("BOOK 4167", CLASSES) == "BOOK 4167"
+    assert decode.restore_case("tOP Of", CLASSES) == "top of"
+
+
+# ----------------------------------------------------------------------------------------------- finding lines
+def test_lines_are_found_and_dots_join_their_line():
+    ink = np.zeros((120, 50), np.float32)
+    ink[10:40, 5:45] = 1     # line 1
+    ink[4:7, 20:23] = 1      # a dot above it
+    ink[70:100, 5:30] = 1    # line 2
+    assert find_lines(ink) == [(4, 40), (70, 100)]
+
+
+# ----------------------------------------------------------------------------------------------- training
+def test_a_line_model_trains_and_reads(synth_dir, tmp_path):
+    from emnist_cnn.models import load_model
+    from emnist_cnn.training import train
+    cfg = small_config(synth_dir, tmp_path, architecture="crnn", epochs=2, batch_size=8, optimizer="adamw",
+                       lr=3e-3, scheduler="onecycle", rotate=0.0, val_fraction=0.2, preset="lines-test")
+    run = train(cfg, progress=False, log=lambda *a: None)
+    model, meta = load_model(run)
+    assert meta["reads"] == "line" and meta["classes"][-1] == " " and meta["height"] == L.LINE_HEIGHT
+    metrics = __import__("json").loads((run / "metrics.json").read_text())
+    assert set(metrics) >= {"mixed", "spaced", "tight", "touching"}
+    assert 0.0 <= metrics["touching"]["cer"] and metrics["mixed"]["lines"] == 16
+
+
+def test_a_line_run_says_it_cannot_be_resumed(tmp_path):
+    from emnist_cnn.config import get_preset
+    from emnist_cnn.errors import RunError
+    from emnist_cnn.files import write_json
+    from emnist_cnn.training import train
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json(run / "config.json", get_preset("read-lines").to_dict())
+    with pytest.raises(RunError, match="a line model's run cannot be resumed"):
+        train(None, resume=run)
+
+
+def test_a_pattern_too_slow_to_match_ends_the_reading(monkeypatch):
+    from emnist_cnn.recognition.segment import OverBudget
+    monkeypatch.setattr(decode, "PATTERN_SECONDS", 1e-9)  # every match takes longer than that
+    with pytest.raises(OverBudget, match="took over .* to match"):
+        decode.beam_search(peaky("_4_1_"), CLASSES, pattern=decode.compile_pattern("[0-9]+"))

@@ -1,0 +1,121 @@
+"""Reading lines with the shipped line model, through Python, the CLI and REST: words and numbers drawn with pen
+strokes (not EMNIST), spaced, touching, constrained, on several lines."""
+import json
+
+import pytest
+from helpers import LETTERS, line_image, png
+from PIL import Image
+from real_model import DIGITS
+
+from emnist_cnn.errors import ConfigError
+from emnist_cnn.recognition import Recognizer
+
+GLYPHS = {**LETTERS, **{d: s for d, s in DIGITS.items()}}
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return Recognizer.load()  # the default: the character model for predict, the line model for read
+
+
+def written(text: str, gap: int = 30, size: int = 90) -> Image.Image:
+    return line_image([GLYPHS[c] for c in text], gap=gap, size=size)
+
+
+def test_the_default_recognizer_reads_lines(reader):
+    assert reader.lines is not None and reader.lines.name == "emnist-cnn/lines47"
+    reading = reader.read(png(written("HOTEL")))
+    assert reading.reader == "lines" and reading.text.upper() == "HOTEL"
+    line = reading.lines[0]
+    assert [c.character.upper() for c in reading.characters] == list("HOTEL")
+    # boxes follow the writing left to right, inside the image
+    xs = [c.box[0] for c in reading.characters]
+    assert xs == sorted(xs) and all(0 <= c.box[0] < c.box[2] <= 5 * 120 + 60 for c in reading.characters)
+    assert line.alternatives[0][0] == reading.text and 1 <= len(line.alternatives) <= 3
+    assert abs(sum(p for _, p in line.alternatives) - 1) < 1e-6
+
+
+def test_touching_characters_are_read_where_components_cannot(reader):
+    image = png(written("HOTEL", gap=-8))  # each letter's ink reaches into the next
+    assert reader.read(image, reader="components").text.upper() != "HOTEL"
+    assert reader.read(image).text.upper() == "HOTEL"
+
+
+def test_a_number_with_the_charset_and_a_pattern(reader):
+    image = png(written("4170", gap=20))
+    assert reader.read(image, charset="digits").text == "4170"
+    assert reader.read(image, pattern="[0-9]{4}").text == "4170"
+    assert all(c.character.isdigit() for c in reader.read(image, charset="digits").characters)
+    assert reader.read(image, pattern="[A-Z]{6}").text == ""  # no reading can match: nothing, not a guess
+
+
+def test_several_lines_are_read_top_to_bottom(reader):
+    top, bottom = written("NOTE", gap=20), written("4170", gap=20)
+    page = Image.new("L", (max(top.width, bottom.width), top.height + bottom.height + 40), 255)
+    page.paste(top, (0, 0))
+    page.paste(bottom, (0, top.height + 40))
+    reading = reader.read(png(page), charset=None)
+    assert len(reading.lines) == 2 and reading.lines[0].box[1] < reading.lines[1].box[1]
+    assert reading.text.upper().split("\n") == ["NOTE", "4170"]
+
+
+def test_bad_read_options_are_clear_errors(reader, tmp_path):
+    image = png(written("TEN"))
+    with pytest.raises(ConfigError, match="reader: expected one of auto, lines, components"):
+        reader.read(image, reader="ocr")
+    with pytest.raises(ConfigError, match="lm_weight: expected a number >= 0"):
+        reader.read(image, lm_weight=-1)
+    with pytest.raises(ConfigError, match="not a regular expression"):
+        reader.read(image, pattern="([0-9]")
+    with pytest.raises(ConfigError, match="charset 'digts': not a name"):
+        reader.read(image, charset="digts")
+    with pytest.raises(ConfigError, match="lexicon .*missing.txt: unreadable"):
+        reader.read(image, lexicon=str(tmp_path / "missing.txt"))
+    character_only = Recognizer.load("emnist-cnn/digits")
+    assert character_only.lines is None and character_only.read(png(written("4170", gap=30))).reader == "components"
+    with pytest.raises(ConfigError, match="has no line model"):
+        character_only.read(image, reader="lines")
+
+
+def test_a_users_lexicon_reads_codes(reader, tmp_path):
+    lexicon = tmp_path / "codes.txt"
+    lexicon.write_text("HOTEL\nNOTE\n")
+    assert reader.read(png(written("HOTEL")), lexicon=str(lexicon)).text.upper() == "HOTEL"
+
+
+def test_read_from_the_cli(tmp_path, capsys):
+    from emnist_cnn.cli import main
+    written("HOTEL").save(tmp_path / "hotel.png")
+    assert main(["read", str(tmp_path / "hotel.png"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    result = out[str(tmp_path / "hotel.png")]
+    assert result["reader"] == "lines" and result["text"].upper() == "HOTEL" and len(result["lines"]) == 1
+    assert main(["read", str(tmp_path / "hotel.png"), "--reader", "components"]) == 0
+    assert main(["read", str(tmp_path / "hotel.png"), "--pattern", "(["]) == 2
+    assert "not a regular expression" in capsys.readouterr().err
+
+
+def test_read_over_rest(reader):
+    from fastapi.testclient import TestClient
+
+    from emnist_cnn.serving.app import create_app
+    client = TestClient(create_app(reader))
+    image = png(written("4170", gap=20))
+    reply = client.post("/api/v1/read?charset=digits", files={"file": ("n.png", image, "image/png")})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["reader"] == "lines" and body["text"] == "4170" and len(body["lines"]) == 1
+    assert body["lines"][0]["alternatives"][0]["text"] == "4170"
+    for query, field in (("pattern=(%5B", "pattern"), ("reader=ocr", "reader"), ("charset=digts", "charset"),
+                         ("lm_weight=-1", "lm_weight"), ("alternatives=0", "alternatives")):
+        reply = client.post(f"/api/v1/read?{query}", files={"file": ("n.png", image, "image/png")})
+        assert reply.status_code == 422, (query, reply.text)
+        assert reply.json()["detail"][0]["loc"] == ["query", field], reply.json()
+    reply = client.post("/api/v1/read?reader=components", files={"file": ("n.png", image, "image/png")})
+    assert reply.status_code == 200 and reply.json()["reader"] == "components"
+
+
+def test_single_characters_still_go_to_the_character_model(reader):
+    seven = png(written("7", gap=0))
+    assert reader.predict(seven, top_k=1)[0][0] == "7"
+    assert reader.predict(seven) == reader.predict_batch([seven])[0]  # the character model, as before
