@@ -149,7 +149,10 @@ class LineReader:
             zoom = (y1 - y0) / 28.0  # ink-map pixels per line-form pixel (line_form: ink rows -> 28)
             probs = np.exp(lp)
             chars = []
-            for k, (a, b) in zip(targets, spans):
+            # CTC emits a character in a step or two near its middle: its box runs from halfway after the
+            # previous character's steps to halfway before the next one's (the line's ends at the ends)
+            edges = [0.0] + [(b + 1 + a2) / 2 for (_, b), (a2, _) in zip(spans, spans[1:])] + [float(len(lp))]
+            for i, (k, (a, b)) in enumerate(zip(targets, spans)):
                 if self.classes[k] == " ":
                     continue
                 p = probs[a:b + 1, :self.blank].mean(axis=0)
@@ -157,10 +160,10 @@ class LineReader:
                     p = np.where(allowed, p, 0.0)
                 p = p / max(p.sum(), 1e-30)
                 order = np.argsort(-p, kind="stable")[:top_k]
-                cx0 = x0 + max(0, round((a * self.model.stride - 2) * zoom))
-                cx1 = min(x1, x0 + round(((b + 1) * self.model.stride - 2) * zoom))
+                cx0 = x0 + max(0, round((edges[i] * self.model.stride - 2) * zoom))
+                cx1 = min(x1, x0 + round((edges[i + 1] * self.model.stride - 2) * zoom))
                 chars.append(Character(self.classes[k], float(probs[a:b + 1, k].max()), (cx0, y0, max(cx1, cx0 + 1),
-                                       y1), [(self.classes[i], float(p[i])) for i in order]))
+                                       y1), [(self.classes[j], float(p[j])) for j in order]))
             confidence = float(np.prod([c.confidence for c in chars])) if chars else 0.0
             out.append(Line(restore_case(text, self.classes), confidence, (x0, y0, x1, y1), chars,
                             [(restore_case(c.text, self.classes), float(s)) for c, s in zip(best, shares)]))
