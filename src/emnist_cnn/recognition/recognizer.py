@@ -1,6 +1,7 @@
-"""Recognise handwriting in images: one character (`predict`) or a line of separated characters (`read`).
+"""Recognise handwriting in images: one character (`predict`, a character model) or the lines of writing in an
+image (`read`: a line model, lines.py, or one character per separate mark, segment.py).
 
-The model sits behind a backend (backends.py): PyTorch or ONNX Runtime.
+The character model sits behind a backend (backends.py): PyTorch or ONNX Runtime; the line model runs in PyTorch.
 """
 from __future__ import annotations
 
