@@ -73,8 +73,11 @@ def build(name: str, from_run: str | None = None) -> None:
             metrics = summary(evaluate_models([run_dir], "test", device="cpu"))
             score = f"test accuracy {metrics['accuracy']:.4f} on {metrics['n']} images"
             meta.update(test_accuracy=metrics["accuracy"])
+        rows = (run_dir / "metrics.jsonl").read_text().splitlines()
         meta.update(name=f"emnist-cnn/{name}", test_metrics=metrics,
-                    command=f"emnist-cnn train {RECIPES[name]} --seed {SEED}")
+                    command=f"emnist-cnn train {RECIPES[name]} --seed {SEED}",
+                    training_seconds=json.loads(rows[-1])["elapsed_seconds"],  # the run's own clock
+                    trained_on=json.loads((run_dir / "config.json").read_text())["_environment"])
         target = PRETRAINED / name
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(run_dir / "model.safetensors", target / "model.safetensors")

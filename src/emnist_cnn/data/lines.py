@@ -50,13 +50,24 @@ def letter_place(c: str) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------------------------------------- texts
-@functools.lru_cache(maxsize=1)
-def english_words(n: int = 30000) -> tuple[list[str], np.ndarray]:
-    """The n most frequent ASCII English words (wordfreq), and the cumulative distribution lines draw them by:
-    frequencies tempered (^0.3), so common words come often but the long tail too."""
+LINE_WORDS = 30_000    # the lines' words: the most frequent of wordfreq's English list
+
+
+@functools.lru_cache(maxsize=2)
+def english_words(n: int) -> tuple[list[str], np.ndarray]:
+    """The n most frequent ASCII English words (wordfreq) and their frequencies: the text of synthetic lines, and
+    read's default lexicon (recognition/decode.py)."""
     from wordfreq import top_n_list, word_frequency
     words = [w for w in top_n_list("en", n) if w.isascii() and w.isalpha()]
-    p = np.array([word_frequency(w, "en") for w in words]) ** 0.3
+    return words, np.array([word_frequency(w, "en") for w in words])
+
+
+@functools.lru_cache(maxsize=1)
+def word_cdf() -> tuple[list[str], np.ndarray]:
+    """The lines' words and the cumulative distribution they are drawn by: frequencies tempered (^0.3), so
+    common words come often but the long tail too."""
+    words, frequency = english_words(LINE_WORDS)
+    p = frequency ** 0.3
     return words, np.cumsum(p / p.sum())
 
 
@@ -75,7 +86,7 @@ def case_of(word: str, rng: np.random.Generator) -> str:
 
 
 def sample_word(rng: np.random.Generator) -> str:
-    words, cdf = english_words()
+    words, cdf = word_cdf()
     return words[min(int(np.searchsorted(cdf, rng.random())), len(words) - 1)]
 
 
@@ -130,17 +141,6 @@ def class_of(c: str, classes: list[str]) -> int | None:
 @functools.lru_cache(maxsize=8)
 def class_index(classes: tuple[str, ...]) -> dict[str, int]:
     return {k: i for i, k in enumerate(classes)}
-
-
-def encode(text: str, classes: list[str]) -> list[int]:
-    """Class indices for a text (space included); a character the classes cannot answer for is a ValueError."""
-    out = []
-    for c in text:
-        k = class_of(c, classes)
-        if k is None:
-            raise ValueError(f"{c!r} is not a class of this model ({''.join(classes)})")
-        out.append(k)
-    return out
 
 
 # ------------------------------------------------------------------------------------------------- composing

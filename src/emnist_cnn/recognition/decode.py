@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.lines import english_words
 from ..errors import ConfigError
 from ..models.line_models import greedy  # noqa: F401  (the best path: part of this module's API)
 from .segment import OverBudget
@@ -94,9 +95,8 @@ class WordModel:
 @functools.lru_cache(maxsize=4)
 def english_lexicon(n: int = 50_000) -> WordModel:
     """The wordfreq list's n most frequent ASCII words, weighted by frequency tempered by ^0.5."""
-    from wordfreq import top_n_list, word_frequency
-    words = {w: word_frequency(w, "en") ** 0.5 for w in top_n_list("en", n) if w.isascii() and w.isalpha()}
-    return WordModel(words)
+    words, frequency = english_words(n)
+    return WordModel(dict(zip(words, (frequency ** 0.5).tolist())))
 
 
 def read_lexicon(path: str | os.PathLike) -> WordModel:
@@ -150,7 +150,7 @@ class Candidate:
 
 
 def beam_search(log_probs: np.ndarray, classes: list[str], lm: WordModel | None = None, lm_weight: float = 0.0,
-                pattern=None, beam: int = 10, prune: float = math.log(1e-3), insertion: float = 0.0,
+                pattern=None, beam: int = 10, prune: float = math.log(1e-3),
                 deadline: float | None = None) -> list[Candidate]:
     """Prefix beam search (Hannun et al. 2014) over T×(classes+1) log-probabilities (blank last); the best
     candidates first. A step where the blank is nearly certain only moves every prefix's mass to 'ends in blank'.
@@ -167,10 +167,10 @@ def beam_search(log_probs: np.ndarray, classes: list[str], lm: WordModel | None 
         if pattern is not None and not matches(pattern, text, partial=True):
             return None
         if not use_lm:
-            return context[prefix] + insertion
+            return context[prefix]
         word = prefix.rsplit(SPACE, 1)[-1]
         step = lm.log_p(word, WordModel.END if c == SPACE else c)
-        return context[prefix] + lm_weight * step + insertion
+        return context[prefix] + lm_weight * step
 
     for t in range(len(log_probs)):
         if deadline is not None and time.monotonic() > deadline:

@@ -22,7 +22,6 @@ from .decode import (
     WordModel,
     align,
     beam_search,
-    compile_pattern,
     english_lexicon,
     greedy,
     read_lexicon,
@@ -108,16 +107,12 @@ class LineReader:
             return english_lexicon()
         return read_lexicon(lexicon)
 
-    def read(self, ink: np.ndarray, top_k: int = 5, allowed: np.ndarray | None = None, lexicon="english",
-             lm_weight: float = LM_WEIGHT, pattern: str | None = None, alternatives: int = 3,
-             deadline: float | None = None, decoder: str = "beam") -> list[Line]:
-        """The lines of an ink map (float, light on 0, cropped), top to bottom; boxes in the ink map's pixels."""
-        if not (isinstance(lm_weight, (int, float)) and np.isfinite(lm_weight) and lm_weight >= 0):
-            raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}")
-        if decoder not in ("beam", "greedy"):
-            raise ConfigError(f"decoder: expected beam or greedy, found {decoder!r}")
-        compiled = compile_pattern(pattern)
-        lm = self.context(lexicon) if lm_weight > 0 else None
+    def read(self, ink: np.ndarray, top_k: int = 5, allowed: np.ndarray | None = None, lm: WordModel | None = None,
+             lm_weight: float = LM_WEIGHT, compiled=None, alternatives: int = 3, deadline: float | None = None,
+             decoder: str = "beam") -> list[Line]:
+        """The lines of an ink map (float, light on 0, cropped), top to bottom; boxes in the ink map's pixels.
+        The options come checked and made ready by Recognizer.read_checks (the mask, the context, the compiled
+        pattern)."""
         bands = find_lines(ink)
         pieces, forms = [], []
         for top, bottom in bands:

@@ -108,8 +108,8 @@ class Recognizer:
         regular expression each line must match), `decoder` ("beam" or "greedy"). reader "components" reads one
         character per connected mark (characters must not touch). `charset` constrains either; `budget` (seconds)
         bounds the work (segment.OverBudget)."""
-        reader, mask, context = self.read_checks(top_k, budget, charset, reader, lexicon, lm_weight, pattern,
-                                                 alternatives, decoder)
+        reader, mask, context, compiled = self.read_checks(top_k, budget, charset, reader, lexicon, lm_weight,
+                                                           pattern, alternatives, decoder)
         deadline = None if budget is None else time.monotonic() + budget
         img = preprocess.open_image(image)
         ink, (left, top), scale = preprocess.ink_map(img, preprocess.source_name(image))
@@ -118,7 +118,7 @@ class Recognizer:
             return (round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
                     round((y1 + top) * scale))
         if reader == "lines":
-            lines = self.lines.read(ink, top_k, mask, context, lm_weight, pattern, alternatives, deadline, decoder)
+            lines = self.lines.read(ink, top_k, mask, context, lm_weight, compiled, alternatives, deadline, decoder)
             for line in lines:
                 line.box = place(line.box)
                 for c in line.characters:
@@ -138,7 +138,8 @@ class Recognizer:
     def read_checks(self, top_k: int = 5, budget: float | None = None, charset: str | None = None,
                     reader: str = "auto", lexicon="english", lm_weight: float = LM_WEIGHT,
                     pattern: str | None = None, alternatives: int = 3, decoder: str = "beam"):
-        """read()'s arguments checked before any image is decoded: (reader, charset mask, context)."""
+        """read()'s arguments checked, before any image is decoded, and made ready: (reader, charset mask,
+        context, compiled pattern)."""
         if reader not in READERS:
             raise ConfigError(f"reader: expected one of {', '.join(READERS)}, found {reader!r}")
         if reader == "auto":
@@ -150,13 +151,13 @@ class Recognizer:
         if isinstance(alternatives, bool) or not isinstance(alternatives, int) or alternatives < 1:
             raise ConfigError(f"alternatives: expected an integer >= 1, found {alternatives!r}")
         if reader == "components":
-            return reader, self.checked(top_k, charset), None
+            return reader, None if charset is None else self.allowed(charset), None, None
         if not (isinstance(lm_weight, (int, float)) and np.isfinite(lm_weight) and lm_weight >= 0):
             raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}")
         if decoder not in ("beam", "greedy"):
             raise ConfigError(f"decoder: expected beam or greedy, found {decoder!r}")
-        compile_pattern(pattern)
-        return reader, self.lines.allowed(charset), (self.lines.context(lexicon) if lm_weight else None)
+        return (reader, self.lines.allowed(charset), self.lines.context(lexicon) if lm_weight else None,
+                compile_pattern(pattern))
 
 
 def reads_lines(name_or_path) -> bool:

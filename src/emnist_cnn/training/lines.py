@@ -16,11 +16,11 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import Dataset, dataset_for, normalize, resolve_split
-from ..data.lines import LINE_HEIGHT, SPACE, CharacterBank, Spacing, batch_of_lines
+from ..data.lines import LINE_HEIGHT, SPACE, SPACINGS, CharacterBank, Spacing, batch_of_lines
 from ..errors import ConfigError
 from ..evaluation.lines import evaluate_lines
 from ..files import write_json, write_jsonl
-from ..models import count_parameters, create_model
+from ..models import count_parameters, create_model, load_model
 from ..models.checkpoint import save_model
 from ..runtime import autocast, environment, resolve_device, resolve_precision
 from .optim import EMA, lr_factor, make_optimizer
@@ -53,11 +53,12 @@ def line_meta(cfg: Config, data: Dataset, classes: list[str], env: dict, paramet
             "git_revision": env["git_revision"], "torch": env["torch"], "config": cfg.to_dict()}
 
 
-def train_lines(cfg: Config, *, data: Dataset | None = None, progress: bool = True, log=print,
-                new_run_dir=None) -> Path:
-    """Train a line model per cfg; returns the run directory."""
+def train_lines(cfg: Config, *, new_run_dir, data: Dataset | None = None, progress: bool = True,
+                log=print) -> Path:
+    """Train a line model per cfg; returns the run directory (made by new_run_dir(cfg): loop.train's, which
+    calls this for a line architecture)."""
     from tqdm import tqdm
-    if cfg.split == "folder" or resolve_split(cfg).split == "folder":
+    if resolve_split(cfg).split == "folder":
         raise ConfigError(f"architecture {cfg.architecture!r} reads lines: it trains on an EMNIST split's "
                           f"characters composed into lines, not on an image folder")
     device = resolve_device(cfg.device)
@@ -131,8 +132,6 @@ def finish_lines(run_dir: Path, data: Dataset, classes: list[str], cfg: Config, 
                  load_seconds: float, log=print) -> None:
     """Greedy CER of the kept model on test-part lines, per spacing (the benchmark's three and the training
     range), into metrics.json and model.json."""
-    from ..data.lines import SPACINGS
-    from ..models import load_model
     model, meta = load_model(run_dir, device)
     metrics: dict = {"data_load_seconds": load_seconds}
     if data.test is not None:
