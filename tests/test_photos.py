@@ -123,3 +123,64 @@ def test_the_rest_api_says_so_too():
     photo = paper.photograph(character(SEVEN), ("shadow", "ruled"), np.random.default_rng(0))
     reply = client.post("/api/v1/predict", files={"file": ("7.png", photo, "image/png")})
     assert reply.status_code == 200 and reply.json()["predictions"][0]["character"] == "7"
+
+
+def test_predict_leaves_out_stray_marks_but_refuses_a_second_character(shipped):
+    from PIL import ImageDraw
+
+    from emnist_cnn.recognition.recognizer import character_form
+    clean = draw(SEVEN)  # the 7 spans x 90-190, y 90-190 on a 280×280 canvas
+    speck = clean.copy()
+    ImageDraw.Draw(speck).line([(240, 120), (250, 128)], fill=0, width=8)  # a short mark, well apart
+    near = clean.copy()
+    ImageDraw.Draw(near).line([(196, 170), (204, 176)], fill=0, width=8)  # as short, but close: kept
+    assert np.array_equal(character_form(png(speck)), character_form(png(clean)))
+    assert not np.array_equal(character_form(png(near)), character_form(png(clean)))
+    one = clean.copy()  # a tall thin 1 beside the 7 has far less ink, and is still a second character
+    ImageDraw.Draw(one).line([(250, 92), (250, 188)], fill=0, width=10)
+    with pytest.raises(SeveralCharacters):
+        shipped.predict(png(one))
+
+
+def test_marks_paler_than_the_writing_are_not_ink():
+    # A photo's writing is one pen, about equally dark wherever it is; the tip of a shadow cut by a page edge,
+    # lit differently, is paler: away from the border under SAME_INK of the writing's darkness, at it under
+    # EDGE_INK. Both wedges here are big enough to pass every rule of size.
+    gray = np.asarray(draw(SEVEN, canvas=(240, 240), at=(60, 60)), dtype=np.float32) * (200 / 255) + 30
+    gray += np.random.default_rng(0).normal(0, 2.0, gray.shape)  # paper grain
+    yy, xx = np.mgrid[0:240, 0:240]
+    floating = (xx > 20) & (xx < 50) & (yy > 180) & (yy < 180 + (xx - 20))  # a triangle, darkness ~0.6 of the 7's
+    at_border = (xx > 205) & (yy > 40) & (yy < 40 + 2 * (xx - 205))        # one at the border, ~0.85 of it
+    gray[floating] = 230 - 0.6 * 200
+    gray[at_border] = 230 - 0.85 * 200
+    found = ink.photo_ink(gray.astype(np.uint8))
+    assert found[60:160, 60:160].max() > 0  # the 7
+    assert found[floating].max() == 0 and found[at_border].max() == 0
+    dark = gray.copy()  # as dark as the writing, the same marks are ink (a second character; the border one cut
+    dark[floating | at_border] = 30  # by the frame)
+    found = ink.photo_ink(dark.astype(np.uint8))
+    assert found[floating].max() > 0 and found[at_border].max() > 0
+
+
+def test_a_character_near_a_shadow_cut_by_a_turned_page_is_read_as_itself():
+    # shadow + rotation + tilt: where the shadow's half-plane meets the page's turned edge, a dark wedge; before
+    # ink extraction left out marks paler than the writing, its tips were taken for part of the character
+    from emnist_cnn.recognition.recognizer import character_form
+    cleans = {name: character(strokes) for name, strokes in GLYPHS.items()}
+    for seed in range(4):
+        for name, clean in cleans.items():
+            photo = paper.photograph(clean, ("shadow", "rotation", "perspective"), np.random.default_rng(seed))
+            seen = character_form(photo)
+            own = correlation(seen, clean)
+            assert own > max(correlation(seen, other) for n, other in cleans.items() if n != name), (seed, name)
+
+
+def test_block_max_is_the_brightest_value_of_each_block_remainders_included():
+    rng = np.random.default_rng(0)
+    for h, w, factor in [(140, 140, 12), (13, 30, 12), (24, 36, 12), (5, 7, 12)]:
+        gray = rng.integers(0, 200, (h, w)).astype(np.uint8)
+        gray[-1, -1] = 255  # the last pixel sits in a partial block: it must be seen there
+        out = ink.block_max(gray, factor)
+        assert out.shape == (-(-h // factor), -(-w // factor))
+        assert out[-1, -1] == 255
+        assert out[0, 0] == gray[:factor, :factor].max()

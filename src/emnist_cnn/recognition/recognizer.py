@@ -20,6 +20,7 @@ from .charset import constrain
 from .decode import compile_pattern
 from .lines import LM_WEIGHT, LineReader
 from .reading import Character, Line, Reading
+from .segment import TALL
 
 READERS = ("auto", "lines", "components")
 
@@ -174,12 +175,13 @@ class SeveralCharacters(ImageError):
 
 
 def character_form(image, name: str = "image") -> np.ndarray:
-    """The 28×28 EMNIST form of an image of one character; an image holding several characters side by side is
-    an error that says so (classifying their blend would be a confident wrong answer)."""
-    from .segment import character_boxes
+    """The 28×28 EMNIST form of an image of one character, stray marks left out (segment.main_character); an
+    image holding several characters side by side is an error that says so (classifying their blend would be a
+    confident wrong answer)."""
+    from .segment import main_character
     name = preprocess.source_name(image, name)
     ink, _, _ = preprocess.ink_map(preprocess.open_image(image, name), name)
-    boxes = character_boxes(ink)
+    ink, boxes = main_character(ink)
     if several_characters(boxes):
         raise SeveralCharacters(f"{name}: {len(boxes)} characters side by side, not one; `read` reads them "
                                 f"(emnist-cnn read, Recognizer.read, POST /api/v1/read)")
@@ -193,7 +195,7 @@ def several_characters(boxes: list[tuple[int, int, int, int]]) -> bool:
     if len(boxes) < 2:
         return False
     height = max(b[3] - b[1] for b in boxes)
-    tall = [b for b in boxes if b[3] - b[1] >= 0.7 * height]
+    tall = [b for b in boxes if b[3] - b[1] >= TALL * height]
     return any(b[0] - a[2] >= 0.2 * height for a, b in zip(tall, tall[1:]))
 
 

@@ -18,6 +18,9 @@ from ..errors import ImageError
 
 SPECK_FRACTION = 0.02   # a component with less ink area than this share of the largest one is noise
 X_OVERLAP = 0.5         # stacked parts: x-overlap ≥ this share of the narrower width
+TALL = 0.7              # a mark at least this share of the tallest one's height is as tall as a character
+STRAY_GAP = 0.15        # a mark apart from the character by more than this share of its height,
+STRAY_SHARE = 0.5       # with less ink than this share of the character's and not as tall, is a stray mark
 MAX_MARKS = 300         # more separate marks than this is not a line of handwriting (a dot grid, noise): refused
 
 
@@ -37,7 +40,12 @@ def check_deadline(deadline: float | None) -> None:
 def components(ink: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]], np.ndarray]:
     """(label image, box (x0, y0, x1, y1) of each label 1..n, area of each)."""
     from scipy import ndimage
-    labels, n = ndimage.label(ink > 0, structure=np.ones((3, 3), dtype=bool))
+    mask = ink > 0
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if n == 1:  # one mark (a canvas drawing, mostly): its box and area without a pass over the labels
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        return labels, [(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)], \
+            np.array([np.count_nonzero(mask)])
     boxes = [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)]
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     return labels, boxes, areas
@@ -84,12 +92,6 @@ def group_parts(boxes: list, areas: np.ndarray, deadline: float | None = None
     return sorted(groups, key=lambda g: (g[0][0], g[0][1]))
 
 
-def character_boxes(ink: np.ndarray, deadline: float | None = None) -> list[tuple[int, int, int, int]]:
-    """Only the boxes of segment(): what deciding whether an image holds one character or several needs."""
-    _, boxes, areas = components(ink)
-    return [tuple(int(v) for v in box) for box, _ in group_parts(boxes, areas, deadline)]
-
-
 def segment(ink: np.ndarray, deadline: float | None = None
             ) -> tuple[list[tuple[int, int, int, int]], list[np.ndarray]]:
     """Boxes (x0, y0, x1, y1; x1, y1 exclusive) and the ink of each character alone, left to right."""
@@ -100,3 +102,32 @@ def segment(ink: np.ndarray, deadline: float | None = None
         inks.append(np.where(np.isin(window, parts), ink[y0:y1, x0:x1], 0).astype(np.float32))
         out_boxes.append((int(x0), int(y0), int(x1), int(y1)))
     return out_boxes, inks
+
+
+def main_character(ink: np.ndarray, deadline: float | None = None
+                   ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """An image of one character without its stray marks, and the boxes of the groups of parts kept: the group
+    with the most ink, and every other group that stands near it, holds a good share of its ink or is as tall as
+    it (a second character, which the caller must then refuse). What is left out is small and apart: a speck of
+    dirt, the tip of a shadow, a piece of a ruled line."""
+    labels, boxes, areas = components(ink)
+    groups = group_parts(boxes, areas, deadline)
+    found = [tuple(int(v) for v in box) for box, _ in groups]
+    if len(groups) < 2:
+        return ink, found
+    group_of = np.zeros(len(boxes) + 1, dtype=np.int64)  # label -> 1 + its group (0: background, specks)
+    for g, (_, parts) in enumerate(groups, start=1):
+        group_of[parts] = g
+    amounts = np.bincount(group_of[labels].ravel(), weights=ink.ravel(), minlength=len(groups) + 1)[1:]
+    main = int(np.argmax(amounts))
+    x0, y0, x1, y1 = found[main]
+    height = y1 - y0
+    kept = np.zeros(len(groups) + 1, dtype=bool)
+    kept[0] = True  # specks stay as they were: the conversion of a clean image does not change
+    for g, (bx0, by0, bx1, by1) in enumerate(found, start=1):
+        gap = max(bx0 - x1, x0 - bx1, by0 - y1, y0 - by1, 0)
+        kept[g] = gap <= STRAY_GAP * height or amounts[g - 1] >= STRAY_SHARE * amounts[main] or \
+            by1 - by0 >= TALL * height
+    if kept.all():
+        return ink, found
+    return np.where(kept[group_of[labels]], ink, 0).astype(ink.dtype), [b for b, k in zip(found, kept[1:]) if k]
