@@ -162,7 +162,8 @@ def test_lines_are_found_and_dots_join_their_line():
 
 
 # ----------------------------------------------------------------------------------------------- training
-def test_a_line_model_trains_and_reads(synth_dir, tmp_path):
+def test_a_line_model_trains_reads_and_reports(synth_dir, tmp_path):
+    from emnist_cnn.errors import ReportError
     from emnist_cnn.models import load_model
     from emnist_cnn.training import train
     cfg = small_config(synth_dir, tmp_path, architecture="crnn", epochs=2, batch_size=8, optimizer="adamw",
@@ -173,6 +174,19 @@ def test_a_line_model_trains_and_reads(synth_dir, tmp_path):
     metrics = __import__("json").loads((run / "metrics.json").read_text())
     assert set(metrics) >= {"mixed", "spaced", "tight", "touching"}
     assert 0.0 <= metrics["touching"]["cer"] and metrics["mixed"]["lines"] == 16
+
+    # its report: the same self-contained page as a character run's, with a line model's contents
+    from emnist_cnn.evaluation import write_report
+    index = write_report(run, device="cpu", log=lambda *a: None)
+    page = index.read_text()
+    assert "reading lines of" in page and "Test lines" in page and "http" not in page.split("<body>")[1]
+    summary = __import__("json").loads((run / "report" / "report.json").read_text())
+    assert summary["reads"] == "line" and summary["mixed"] == metrics["mixed"]
+    assert {"training_lines.png", "training.png", "lines_touching.png"} <= set(summary["figures"])
+    assert all((run / "report" / f).is_file() for f in summary["figures"])
+    assert all(e["count"] > 0 and (e["true"] or e["read"]) for e in summary["edits"])
+    with pytest.raises(ReportError, match="line model's report"):
+        write_report(run, "train", device="cpu")
 
 
 def test_a_line_run_says_it_cannot_be_resumed(tmp_path):
@@ -192,3 +206,9 @@ def test_a_pattern_too_slow_to_match_ends_the_reading(monkeypatch):
     monkeypatch.setattr(decode, "PATTERN_SECONDS", 1e-9)  # every match takes longer than that
     with pytest.raises(OverBudget, match="took over .* to match"):
         decode.beam_search(peaky("_4_1_"), CLASSES, pattern=decode.compile_pattern("[0-9]+"))
+
+
+def test_a_line_reports_edits_are_what_turns_the_reading_into_the_truth():
+    from emnist_cnn.evaluation.line_report import substitutions
+    pairs = substitutions(["BOOK 12", "hello"], ["B00K 12", "helo x"])
+    assert pairs == {("o", "0"): 2, ("l", ""): 1, ("", " "): 1, ("", "x"): 1}

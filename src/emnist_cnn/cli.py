@@ -65,7 +65,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def cmd_train(args) -> int:
     from .evaluation import write_report
-    from .models.registry import reads
     from .training import train
     if args.resume:
         given = sorted(config_overrides(args)) + (["preset"] if args.preset else []) + \
@@ -79,10 +78,7 @@ def cmd_train(args) -> int:
         run_dir = train(config_from_args(args), progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks (and writes the report) for the job
         recorded = Config.from_json(run_dir / "config.json")
-        if recorded.report and reads(recorded.architecture) == "line":
-            if not args.quiet:
-                print(f"(no HTML report for a line model: its CER per spacing is in {run_dir / 'metrics.json'})")
-        elif recorded.report:
+        if recorded.report:
             write_report(run_dir, log=print if not args.quiet else (lambda *a: None))
         print(f"run directory: {run_dir}")
     return 0

@@ -24,6 +24,7 @@ from ..data import Dataset, dataset_for
 from ..errors import ReportError
 from ..files import atomic_write, read_jsonl, write_json, write_text
 from ..models import conv_layers, load_model
+from ..models.checkpoint import read_meta
 from ..runtime import resolve_device, resolve_precision
 from .evaluate import evaluate
 from .explain import inspectable, saliency_and_gradcam, strongest_channels
@@ -375,9 +376,15 @@ def write_report(run_dir: str | Path, split: str | None = None, *, data: Dataset
                  device: str = "auto", log=print, logits: torch.Tensor | None = None) -> Path:
     """Write RUN_DIR/report/ (index.html, the PNGs, report.json) for the kept model on `split`
     (default: test, else val); returns the path of index.html. `data` skips rebuilding the dataset, and `logits`
-    (the kept model's on the default split, as training's final evaluation computed them) skips the evaluation."""
+    (the kept model's on the default split, as training's final evaluation computed them) skips the evaluation.
+    A line model's run gets line_report's page."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
+    if (run_dir / "model.json").is_file() and read_meta(run_dir).get("reads") == "line":
+        if split not in (None, "test"):
+            raise ReportError(f"--split {split!r}: a line model's report reads lines of the test part's characters")
+        from .line_report import write_line_report
+        return write_line_report(run_dir, device=device, log=log)
     cfg, train_env, rows = load_run(run_dir)
     dev = resolve_device(device)
     precision = resolve_precision(cfg.precision, dev)
