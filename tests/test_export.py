@@ -135,3 +135,30 @@ def test_server_with_onnxruntime_backend_answers_like_pytorch(model_dir):
     assert [p["character"] for p in answers["torch"]] == [p["character"] for p in answers["onnxruntime"]]
     for a, b in zip(answers["torch"], answers["onnxruntime"]):
         assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
+
+
+def test_a_line_model_exports_with_any_width_and_says_what_it_reads(tmp_path):
+    import onnxruntime as ort
+    from helpers import random_line_model_dir
+
+    from emnist_cnn.errors import ConfigError
+    line_dir = random_line_model_dir(tmp_path / "line")
+    path = export_onnx(line_dir)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["reads"] == "line" and meta["height"] == "32" and meta["stride"] == "4"
+    assert meta["input"].startswith("32 rows x any width")
+    assert load_model(line_dir)[1]["input"] == meta["input"]  # model.json says the same
+    model, _ = load_model(line_dir)
+    model.eval()
+    for n, width in ((1, 37), (3, 200)):  # neither is the export's example (2×64)
+        x = torch.randn(n, 1, 32, width)
+        got = session.run(None, {"images": x.numpy()})[0]
+        with torch.no_grad():
+            want = model(x).numpy()
+        assert got.shape == (n, width // 4, len("abcdef ") + 1)  # classes (the space one of them), the blank
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    with pytest.raises(ConfigError, match="line model .export it without --quantize"):
+        export_onnx(line_dir, quantize="int8")
+    with pytest.raises(ModelFileError, match="a line model's export"):
+        OnnxBackend(path)

@@ -18,6 +18,8 @@ from ..files import atomic_write, write_json
 from .registry import create_model
 
 INPUT_FORMAT = "28x28 grayscale, upright, white ink on black background, pixels/255 then (x-mean)/std"
+LINE_INPUT_FORMAT = ("32 rows x any width (a line; the ink's rows scaled to 28 with 2 rows and 2 columns of margin), "
+                     "grayscale, white ink on black background, pixels scaled to 0-1 then (x-mean)/std")
 REQUIRED = {"architecture": str, "classes": list, "normalize": dict}  # what loading a model needs of model.json
 
 
@@ -26,7 +28,8 @@ def save_model(directory: Path, model: nn.Module, meta: dict) -> None:
     from safetensors.torch import save_file
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(Path(directory) / "model.safetensors", lambda p: save_file(state, str(p)))
-    write_json(Path(directory) / "model.json", {**meta, "input": INPUT_FORMAT})
+    write_json(Path(directory) / "model.json",
+               {**meta, "input": LINE_INPUT_FORMAT if meta.get("reads") == "line" else INPUT_FORMAT})
 
 
 def resolve_model_dir(path_or_name: str | os.PathLike) -> Path:

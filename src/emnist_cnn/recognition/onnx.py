@@ -2,9 +2,11 @@
 
 The .onnx file stands alone: input `images` (batch×1×28×28 float32, normalised), output `logits`, a dynamic
 batch dimension, and metadata holding what a user needs to prepare inputs and read outputs (classes,
-normalisation, input format). `--quantize int8` quantises weights and activations to int8 (onnxruntime's static
-QDQ quantisation, calibrated on training images of the model's own dataset): faster on CPUs, unlike dynamic
-quantisation, which is slower than fp32 for convolutions (benchmarks/export.py measured both).
+normalisation, input format). A line model's file takes batch×1×32×width (width dynamic too) and gives
+batch×(width/4)×(classes+1) logits, CTC's blank last; its metadata adds `reads`, `height` and `stride`.
+`--quantize int8` quantises weights and activations to int8 (onnxruntime's static QDQ quantisation, calibrated
+on training images of the model's own dataset): faster on CPUs, unlike dynamic quantisation, which is slower
+than fp32 for convolutions (benchmarks/export.py measured both).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from ..data import dataset_for, to_input
 from ..errors import ConfigError, DataError, ModelFileError
 from ..files import atomic_write
 from ..models import load_model, resolve_model_dir, training_config
-from ..models.checkpoint import INPUT_FORMAT
+from ..models.checkpoint import INPUT_FORMAT, LINE_INPUT_FORMAT
 
 DEFAULT_OPSET = 18
 QUANTIZATIONS = ("int8",)
@@ -35,18 +37,25 @@ def default_output(source: str | os.PathLike, quantize: str | None) -> Path:
     return Path(f"{Path(str(source)).name}.{name[len('model.'):]}")
 
 
-def metadata(meta: dict, quantize: str | None) -> dict[str, str]:
-    return {"classes": json.dumps(meta["classes"]), "normalize": json.dumps(meta["normalize"]),
-            "architecture": meta["architecture"], "input": INPUT_FORMAT, "quantization": quantize or "none",
-            "producer": "emnist-cnn"}
+def metadata(meta: dict, quantize: str | None, stride: int | None = None) -> dict[str, str]:
+    out = {"classes": json.dumps(meta["classes"]), "normalize": json.dumps(meta["normalize"]),
+           "architecture": meta["architecture"], "input": INPUT_FORMAT, "quantization": quantize or "none",
+           "producer": "emnist-cnn"}
+    if meta.get("reads") == "line":
+        out.update(reads="line", input=LINE_INPUT_FORMAT, height=str(meta["height"]), stride=str(stride))
+    return out
 
 
 def to_onnx_proto(model: torch.nn.Module, opset: int):
-    """The torch.export-based exporter's ModelProto, batch dimension dynamic."""
-    example = torch.zeros(2, 1, 28, 28)
-    program = torch.onnx.export(model.cpu().eval(), (example,), input_names=["images"], output_names=["logits"],
-                                opset_version=opset, dynamo=True, verbose=False,
-                                dynamic_shapes=({0: torch.export.Dim("batch")},))
+    """The torch.export-based exporter's ModelProto, batch dimension dynamic (and a line's width)."""
+    model = model.cpu().eval()
+    if getattr(model, "reads", None) == "line":
+        example = torch.zeros(2, 1, model.height, 64)
+        dims = {0: torch.export.Dim("batch"), 3: torch.export.Dim("width", min=2 * model.stride, max=1 << 20)}
+    else:
+        example, dims = torch.zeros(2, 1, 28, 28), {0: torch.export.Dim("batch")}
+    program = torch.onnx.export(model, (example,), input_names=["images"], output_names=["logits"],
+                                opset_version=opset, dynamo=True, verbose=False, dynamic_shapes=(dims,))
     return program.model_proto
 
 
@@ -107,6 +116,9 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
     model, meta = load_model(source, "cpu")
+    if quantize is not None and meta.get("reads") == "line":
+        raise ConfigError(f"quantize {quantize!r}: int8 calibrates on character images; {source} is a line model "
+                          f"(export it without --quantize)")
     if quantize == "int8":  # find the calibration images first: a missing dataset fails before the slow export
         images = calibration if calibration is not None else calibration_images(source)
         calibration = to_input(images, meta["normalize"]["mean"], meta["normalize"]["std"]).numpy()
@@ -114,7 +126,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike | None = No
     if quantize == "int8":
         proto = quantize_int8(proto, calibration)
     del proto.metadata_props[:]
-    for key, value in metadata(meta, quantize).items():
+    for key, value in metadata(meta, quantize, getattr(model, "stride", None)).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     out = Path(output) if output else default_output(source, quantize)
@@ -144,6 +156,9 @@ class OnnxBackend:
         except (KeyError, json.JSONDecodeError) as e:
             raise ModelFileError(f"{self.path}: metadata field {e} missing or invalid; export it with "
                                  f"`emnist-cnn export`") from None
+        if meta.get("reads") == "line":
+            raise ModelFileError(f"{self.path}: a line model's export (batch×1×{meta.get('height')}×width in, CTC "
+                                 f"logits out); the ONNX backend serves character models")
         self.quantization = meta.get("quantization", "none")
         self.meta = {"architecture": meta.get("architecture"), "classes": self.classes, "normalize": self.normalize,
                      "quantization": self.quantization, "format": "onnx"}
