@@ -163,7 +163,7 @@ def test_lines_are_found_and_dots_join_their_line():
 
 # ----------------------------------------------------------------------------------------------- training
 def test_a_line_model_trains_reads_and_reports(synth_dir, tmp_path):
-    from emnist_cnn.errors import ReportError
+    from emnist_cnn.errors import ConfigError, ReportError
     from emnist_cnn.models import load_model
     from emnist_cnn.training import train
     cfg = small_config(synth_dir, tmp_path, architecture="crnn", epochs=2, batch_size=8, optimizer="adamw",
@@ -174,6 +174,14 @@ def test_a_line_model_trains_reads_and_reports(synth_dir, tmp_path):
     metrics = __import__("json").loads((run / "metrics.json").read_text())
     assert set(metrics) >= {"mixed", "spaced", "tight", "touching"}
     assert 0.0 <= metrics["touching"]["cer"] and metrics["mixed"]["lines"] == 16
+
+    # evaluate recomputes what training measured (the same test lines), alone: no ensemble of line models
+    from emnist_cnn.evaluation import evaluate_models, summary
+    again = evaluate_models([run], precision=cfg.precision)
+    assert again["reads"] == "line" and all(again[k] == metrics[k] for k in ("mixed", "spaced", "tight", "touching"))
+    assert summary(again) == again
+    with pytest.raises(ConfigError, match="a line model is evaluated alone"):
+        evaluate_models([run, run])
 
     # its report: the same self-contained page as a character run's, with a line model's contents
     from emnist_cnn.evaluation import write_report

@@ -20,6 +20,8 @@ SUMMARY = ("n", "accuracy", "top5_accuracy", "precision_macro", "recall_macro", 
 
 
 def summary(metrics: dict) -> dict:
+    if metrics.get("reads") == "line":  # CER and exact lines per spacing: all of it is the summary
+        return metrics
     return {k: metrics[k] for k in SUMMARY}
 
 
@@ -73,6 +75,8 @@ def evaluate_models(models: list[str | os.PathLike], part: str = "test", *, tta:
                          if v is not None})
     data = dataset_for(cfg)
     model_classes = loaded[0][1]["classes"]
+    if loaded[0][1].get("reads") == "line":
+        return line_model_metrics(loaded, data, cfg, part, tta, dev, precision, models)
     if data.classes != model_classes:
         raise DataError(f"the data's classes {''.join(data.classes)!r} differ from the model's "
                         f"{''.join(model_classes)!r}")
@@ -89,3 +93,23 @@ def evaluate_models(models: list[str | os.PathLike], part: str = "test", *, tta:
                        precision=resolve_precision(precision, dev), batch_size=eval_batch_size)
     metrics.update(split=part, dataset=data.name, models=[str(m) for m in models], tta=tta)
     return metrics
+
+
+def line_model_metrics(loaded, data, cfg: Config, part: str, tta: bool, dev, precision: str, models) -> dict:
+    """A line model's metrics on lines composed from a part's characters: what its run's metrics.json holds
+    (evaluation/lines.py line_metrics; for the test part the same lines as training's own measurement)."""
+    from ..data.lines import SPACE, CharacterBank
+    from .lines import TEST_LINES, line_metrics, lines_for, test_seed
+    if len(loaded) > 1 or tta:
+        raise ConfigError("ensembles and --tta are for character models; a line model is evaluated alone")
+    model, meta = loaded[0]
+    if list(data.classes) + [SPACE] != meta["classes"]:
+        raise DataError(f"the data's classes {''.join(data.classes)!r} (and the space) differ from the line "
+                        f"model's {''.join(meta['classes'])!r}")
+    tensors = {"train": data.train, "val": data.val, "test": data.test}[part]
+    if tensors is None:
+        raise DataError(f"dataset {data.name} has no {part} part")
+    bank = CharacterBank(*tensors, meta["classes"])
+    metrics = line_metrics(model, bank, lines_for(len(tensors[1]), TEST_LINES), test_seed(cfg.seed),
+                           meta["normalize"]["mean"], meta["normalize"]["std"], dev, resolve_precision(precision, dev))
+    return {**metrics, "split": part, "dataset": data.name, "models": [str(m) for m in models], "reads": "line"}

@@ -1,5 +1,8 @@
 """Evaluating a line model: character error rate and exact lines on synthetic lines, read greedily.
 
+`line_metrics` is what a line run's metrics.json holds (training/lines.py writes it, `emnist-cnn evaluate`
+recomputes it): CER and exact lines on the training mix and on each of the benchmark's spacings.
+
 CER is the Levenshtein distance between what was read and the truth, over the truth's length, case-insensitive
 (ByMerge answers "C" for c and C alike, so case cannot count where the model cannot tell it), with rapidfuzz's
 edit distance.
@@ -10,9 +13,22 @@ import numpy as np
 import torch
 
 from ..data import normalize
-from ..data.lines import CharacterBank, Spacing, batch_of_lines
+from ..data.lines import SPACINGS, CharacterBank, Spacing, batch_of_lines
 from ..models.line_models import greedy
 from ..runtime import autocast
+
+CHARS_PER_LINE = 10   # about the mean of the text mix (data/lines.py TextMix)
+TEST_LINES = 2000     # test lines of the training mix at most, a quarter as many per benchmark spacing
+
+
+def lines_for(characters: int, most: int) -> int:
+    """Enough lines to use each character about once, 16 to `most`."""
+    return min(most, max(16, characters // CHARS_PER_LINE))
+
+
+def test_seed(seed: int) -> int:
+    """The seed of a run's test lines: its own seed's stream, apart from its training and validation lines."""
+    return seed + 2
 
 
 def text_of(indices, classes: list[str]) -> str:
@@ -58,3 +74,12 @@ def evaluate_lines(model, bank: CharacterBank, lines: int, seed: int, mean: floa
             reads.append(text_of(greedy(lp, blank), classes))
             truths.append(text_of(target, classes))
     return score(reads, truths)
+
+
+def line_metrics(model, bank: CharacterBank, lines: int, seed: int, mean: float, std: float, device,
+                 precision: str = "fp32") -> dict:
+    """Greedy CER and exact lines on `lines` lines of the training mix ("mixed") and a quarter as many of each
+    benchmark spacing (spaced, tight, touching), all of the bank's characters."""
+    return {name: evaluate_lines(model, bank, lines if name == "mixed" else lines // 4, seed, mean, std, device,
+                                 precision, spacing)
+            for name, spacing in {"mixed": Spacing(), **SPACINGS}.items()}

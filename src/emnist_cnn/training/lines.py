@@ -16,23 +16,16 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import Dataset, dataset_for, normalize, resolve_split
-from ..data.lines import LINE_HEIGHT, SPACE, SPACINGS, CharacterBank, Spacing, batch_of_lines
+from ..data.lines import LINE_HEIGHT, SPACE, SPACINGS, CharacterBank, batch_of_lines
 from ..errors import ConfigError
-from ..evaluation.lines import evaluate_lines
+from ..evaluation.lines import CHARS_PER_LINE, TEST_LINES, evaluate_lines, line_metrics, lines_for, test_seed
 from ..files import write_json, write_jsonl
 from ..models import count_parameters, create_model, load_model
 from ..models.checkpoint import save_model
 from ..runtime import autocast, environment, resolve_device, resolve_precision
 from .optim import EMA, lr_factor, make_optimizer
 
-CHARS_PER_LINE = 10   # about the mean of the text mix (data/lines.py TextMix)
 VAL_LINES = 512       # validation lines per epoch at most (from the train part's held-out characters)
-TEST_LINES = 2000     # test lines of the training mix at most, a quarter as many per benchmark spacing
-
-
-def lines_for(characters: int, most: int) -> int:
-    """Enough lines to use each character about once, 16 to `most`."""
-    return min(most, max(16, characters // CHARS_PER_LINE))
 
 
 def ctc_loss(log_probs: torch.Tensor, widths: torch.Tensor, targets: list[list[int]], blank: int,
@@ -136,11 +129,8 @@ def finish_lines(run_dir: Path, data: Dataset, classes: list[str], cfg: Config, 
     metrics: dict = {"data_load_seconds": load_seconds}
     if data.test is not None:
         bank = CharacterBank(*data.test, classes)
-        count = lines_for(len(data.test[1]), TEST_LINES)
-        for name, spacing in {"mixed": Spacing(), **SPACINGS}.items():
-            metrics[name] = evaluate_lines(model, bank, count if name == "mixed" else count // 4,
-                                           cfg.seed + 2, cfg.normalize_mean, cfg.normalize_std, device,
-                                           precision, spacing)
+        metrics.update(line_metrics(model, bank, lines_for(len(data.test[1]), TEST_LINES), test_seed(cfg.seed),
+                                    cfg.normalize_mean, cfg.normalize_std, device, precision))
         metrics["split"] = "test"
         meta["test_cer"] = metrics["mixed"]["cer"]
         write_json(run_dir / "model.json", meta)
