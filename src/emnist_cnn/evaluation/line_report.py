@@ -1,6 +1,6 @@
 """The HTML report of a line model's run (`emnist-cnn report RUN_DIR` when model.json says it reads lines).
 
-The same page as a character run's (report.py's Page: self-contained, figures also as PNGs, numbers in
+The same page as a character run's (page.py's Page: self-contained, figures also as PNGs, numbers in
 report.json), with what a line model has to show: the synthetic lines it learnt from, its training curves
 (CTC loss, validation CER), the test CER and exact lines per spacing from metrics.json (written by
 training/lines.py), test lines with what it read, and the character substitutions it makes most.
@@ -23,7 +23,7 @@ from ..files import write_json, write_text
 from ..models import load_model
 from ..runtime import resolve_device, resolve_precision
 from .lines import line_log_probs, text_of
-from .report import Page, esc, kv_table, load_run
+from .page import Page, esc, kv_table, load_run
 
 EXAMPLE_LINES = 8     # test lines shown per spacing
 PAIRS_LINES = 1000    # test lines (training's mix) whose substitutions are counted
