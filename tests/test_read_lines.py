@@ -37,6 +37,14 @@ def test_the_default_recognizer_reads_lines(reader):
     assert abs(sum(p for _, p in line.alternatives) - 1) < 1e-6
 
 
+def test_a_narrow_first_character_is_read(reader):
+    # a bare 1 at the very start of a line was dropped ("1740" -> "740", "1 7" for 17) until the line form got
+    # blank columns before it (recognition/lines.py LEAD)
+    for gap in (20, 40):
+        assert reader.read(png(written("1740", gap=gap)), charset="digits").text == "1740", gap
+    assert reader.read(png(written("17", gap=40)), charset="digits").text == "17"
+
+
 def test_touching_characters_are_read_where_components_cannot(reader):
     image = png(written("HOTEL", gap=-8))  # each letter's ink reaches into the next
     assert reader.read(image, reader="components").text.upper() != "HOTEL"

@@ -34,6 +34,8 @@ MAX_LINES = 50          # more bands of ink than this is not lines of writing
 THIN_BAND = 0.35        # a band thinner than this share of the tallest joins its neighbour
 LM_WEIGHT = 1.0         # the context's weight in beam search (benchmarks/read.py, validation lines)
 BEAM = 10               # prefixes kept per step
+LEAD = 2                # blank columns put before a line's form: a narrow first character (a bare 1) at the very
+                        # edge was often dropped ("1740" read as "740"); validation lines read as well with them
 
 
 def find_lines(ink: np.ndarray) -> list[tuple[int, int]]:
@@ -120,7 +122,7 @@ class LineReader:
             cols = np.flatnonzero(band.max(axis=0) > 0)
             rows = np.flatnonzero(band.max(axis=1) > 0)
             pieces.append((int(cols[0]), top + int(rows[0]), int(cols[-1]) + 1, top + int(rows[-1]) + 1))
-            forms.append(line_form(band[:, cols[0]:cols[-1] + 1]))
+            forms.append(np.pad(line_form(band[:, cols[0]:cols[-1] + 1]), ((0, 0), (LEAD, 0))))
         all_lp = self.log_probs(forms)
         out = []
         for (x0, y0, x1, y1), form, lp in zip(pieces, forms, all_lp):
@@ -155,8 +157,9 @@ class LineReader:
                     p = np.where(allowed, p, 0.0)
                 p = p / max(p.sum(), 1e-30)
                 order = np.argsort(-p, kind="stable")[:top_k]
-                cx0 = x0 + max(0, round((edges[i] * self.model.stride - 2) * zoom))
-                cx1 = min(x1, x0 + round((edges[i + 1] * self.model.stride - 2) * zoom))
+                margin = 2 + LEAD  # line form columns before the ink
+                cx0 = x0 + max(0, round((edges[i] * self.model.stride - margin) * zoom))
+                cx1 = min(x1, x0 + round((edges[i + 1] * self.model.stride - margin) * zoom))
                 chars.append(Character(self.classes[k], float(probs[a:b + 1, k].max()), (cx0, y0, max(cx1, cx0 + 1),
                                        y1), [(self.classes[j], float(p[j])) for j in order]))
             confidence = float(np.prod([c.confidence for c in chars])) if chars else 0.0
