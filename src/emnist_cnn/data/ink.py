@@ -32,7 +32,8 @@ CLEAN_RANGE = 24.0      # paper whose large-scale brightness varies less than th
 CLEAN_GRAIN = 1.5       # and whose pixels vary by less than this (standard deviation) is quiet: clean, skipped
 SMALL = 64              # an image with a side shorter than this is a crop of one character, not a photo: clean
 SHADOW_BLOCKS = 4       # this many dark blocks of the coarse map side by side are a shadow, not ink
-BACKGROUND_SIDE = 120   # the paper's brightness is estimated on a grid of about this many blocks per side
+BACKGROUND_SIDE = 240   # the paper's brightness is estimated on a grid of about this many blocks per side: fine
+                        # enough that a shadow's edge leaves no band as wide as a pen stroke (120 did)
 CLOSING = 1 / 6         # dark features narrower than this share of the shorter side (pen strokes) are not paper
 INK_FRACTION = 0.3      # a mark is ink if darker than its paper by this share of the strongest stroke; around
 FRINGE_FRACTION = 0.15  # the marks kept, pixels down to this share count (the stroke's soft edge, as for scans)
