@@ -6,6 +6,8 @@ emulated and much slower on AVX2).
 
     python benchmarks/precision.py                  # reference36 on localbalanced, seeds 0-2, fp32 and bf16
     python benchmarks/precision.py --seeds 1 --epochs 2
+    python benchmarks/precision.py --preset read-lines --split localbymerge --seeds 1 --epochs 0.15   # the line model
+                                    # (its speed in lines/s; -> precision_read-lines-CPUKIND.json)
 """
 from __future__ import annotations
 
@@ -40,17 +42,24 @@ def main() -> None:
                 metrics = json.loads((run_dir / "metrics.json").read_text())
                 rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
                 recorded = json.loads((run_dir / "config.json").read_text())["precision"]
-                runs.append({"seed": seed, "test_accuracy": metrics["accuracy"], "wall_seconds": wall,
+                # a character run's test accuracy and images/s; a line run's test accuracy is 1 - its CER on the
+                # training mix, its speed in lines/s
+                score = metrics["accuracy"] if "accuracy" in metrics else 1 - metrics["mixed"]["cer"]
+                speed = rows[-1].get("images_per_second", rows[-1].get("lines_per_second"))
+                runs.append({"seed": seed, "test_accuracy": score, "wall_seconds": wall, "per_second": speed,
                              "train_seconds": sum(r["train_seconds"] for r in rows), "recorded_precision": recorded})
-                print(f"{precision} seed {seed}: {metrics['accuracy']:.4f} in {wall:.0f} s", flush=True)
+                print(f"{precision} seed {seed}: {score:.4f} in {wall:.0f} s, {speed:.0f}/s", flush=True)
             results.append({"precision": precision, "runs": runs,
                             "test_accuracy": mean_std(r["test_accuracy"] for r in runs),
-                            "train_seconds": mean_std(r["train_seconds"] for r in runs)})
-    path = write_results("precision", {"preset": args.preset, "split": args.split,
-                                                    "epochs": args.epochs, "results": results}, per_machine=True)
+                            "train_seconds": mean_std(r["train_seconds"] for r in runs),
+                            "per_second": mean_std(r["per_second"] for r in runs)})
+    name = "precision" if args.preset == "reference36" else f"precision_{args.preset}"
+    path = write_results(name, {"preset": args.preset, "split": args.split, "epochs": args.epochs,
+                                "results": results}, per_machine=True)
     rows = [{"precision": r["precision"], "seeds": len(r["runs"]),
              "test accuracy": f"{r['test_accuracy']['mean']:.4f} ± {r['test_accuracy']['std']:.4f}",
-             "training s": f"{r['train_seconds']['mean']:.0f} ± {r['train_seconds']['std']:.0f}"} for r in results]
+             "training s": f"{r['train_seconds']['mean']:.0f} ± {r['train_seconds']['std']:.0f}",
+             "per second (last epoch)": f"{r['per_second']['mean']:.0f}"} for r in results]
     print(table(rows, list(rows[0]), markdown=True))
     print(f"wrote {path}")
 

@@ -177,7 +177,7 @@ def test_a_line_model_trains_reads_and_reports(synth_dir, tmp_path):
 
     # evaluate recomputes what training measured (the same test lines), alone: no ensemble of line models
     from emnist_cnn.evaluation import evaluate_models, summary
-    again = evaluate_models([run], precision=cfg.precision)
+    again = evaluate_models([run], precision=cfg.precision, device="cpu")  # where training ran
     assert again["reads"] == "line" and all(again[k] == metrics[k] for k in ("mixed", "spaced", "tight", "touching"))
     assert summary(again) == again
     with pytest.raises(ConfigError, match="a line model is evaluated alone"):

@@ -239,10 +239,10 @@ def recognise_each(args, recognise, line, as_json) -> int:
     return 1 if failed else 0
 
 
-def load_recognizer(args, lines=None):
-    """The model of predict and read, with --top-k and --charset checked once, before any image is read."""
+def load_recognizer(args):
+    """predict's model, with --top-k and --charset checked once, before any image is read."""
     from .recognition import Recognizer
-    recognizer = Recognizer.load(args.model, device=args.device, lines=lines)
+    recognizer = Recognizer.load(args.model, device=args.device)
     recognizer.checked(args.top_k, args.charset)
     return recognizer
 
@@ -283,7 +283,7 @@ def cmd_serve(args) -> int:
 # ----------------------------------------------------------------------------------------------- the parser
 def add_recognize_commands(sub) -> None:
     from .recognition import BACKENDS
-    from .recognition.lines import LM_WEIGHT
+    from .recognition.lines import DECODERS, LM_WEIGHT
     from .recognition.recognizer import READERS
     for name, func, text in (("predict", cmd_predict, "top-k characters for images of single characters"),
                              ("read", cmd_read, "read the lines of writing in images (words, numbers, codes)")):
@@ -308,7 +308,7 @@ def add_recognize_commands(sub) -> None:
             c.add_argument("--pattern", help="a regular expression every line must match, e.g. '[0-9]{5}' or "
                                              "'[A-Z]{2}[0-9]{4}' (case-insensitive)")
             c.add_argument("--alternatives", type=int, default=3, help="how many readings of each line to give")
-            c.add_argument("--decoder", default="beam", choices=("beam", "greedy"),
+            c.add_argument("--decoder", default="beam", choices=DECODERS,
                            help="CTC decoding: beam search with the context, or the best path alone")
         c.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
         c.add_argument("--json", action="store_true", help="print JSON")

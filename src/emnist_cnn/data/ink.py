@@ -142,14 +142,14 @@ def photo_ink(gray: np.ndarray) -> np.ndarray:
     darkest, touching = np.zeros(n + 1), np.zeros(n + 1, dtype=bool)
     for k, (rows, cols) in enumerate(boxes, start=1):
         height, width = rows.stop - rows.start, cols.stop - cols.start
-        touches = touching[k] = min(rows.start, cols.start, h - rows.stop, w - cols.stop) < margin
-        fragment = touches and (amounts[k - 1] < BORDER_SHARE * largest
+        touching[k] = min(rows.start, cols.start, h - rows.stop, w - cols.stop) < margin
+        fragment = touching[k] and (amounts[k - 1] < BORDER_SHARE * largest
                                 or max(height, width) < BORDER_EXTENT * min(h, w))
         if fragment or amounts[k - 1] < SPECK * largest or max(height, width) < MIN_EXTENT * min(h, w):
             continue
         darkest[k] = ink[rows, cols][labels[rows, cols] == k].max()
         keep[k] = darkest[k] >= MIN_INK
-        reaching[k] = touches and (height >= BORDER_REACH * h or width >= BORDER_REACH * w) or \
+        reaching[k] = touching[k] and (height >= BORDER_REACH * h or width >= BORDER_REACH * w) or \
             height >= SPAN * h or width >= SPAN * w
     if keep.any():  # one pen: writing is about as dark as its darkest mark, a shadow's tip or a page's rim paler
         darkest_mark = darkest[keep].max()

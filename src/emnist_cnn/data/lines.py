@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 LINE_HEIGHT = 32       # rows the line model reads
 LINE_INK = 28          # rows the ink spans inside it (2 rows of margin above and below)
+LINE_MARGIN = 2        # blank columns before the ink (and after it)
 CAP = 34               # capital height in the composing canvas, before line_form scales the line
 TILE = 64              # side of the square a character is drawn into before it is placed
 BASELINE = 46           # tile row of the baseline: room above for tall capitals, below for descenders
@@ -352,8 +353,8 @@ def line_form(ink: np.ndarray) -> np.ndarray:
     zoom = LINE_INK / crop.shape[0]
     w = max(1, round(crop.shape[1] * zoom))
     scaled = np.asarray(Image.fromarray(crop).resize((w, LINE_INK), Image.Resampling.BOX), dtype=np.float32)
-    out = np.zeros((LINE_HEIGHT, w + 4), np.float32)
-    out[2:2 + LINE_INK, 2:2 + w] = np.clip(scaled, 0, None)
+    out = np.zeros((LINE_HEIGHT, w + 2 * LINE_MARGIN), np.float32)
+    out[2:2 + LINE_INK, LINE_MARGIN:LINE_MARGIN + w] = np.clip(scaled, 0, None)
     peak = out.max()
     return out / peak if peak > 0 else out
 

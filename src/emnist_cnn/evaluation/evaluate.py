@@ -98,8 +98,8 @@ def evaluate_models(models: list[str | os.PathLike], part: str = "test", *, tta:
 def line_model_metrics(loaded, data, cfg: Config, part: str, tta: bool, dev, precision: str, models) -> dict:
     """A line model's metrics on lines composed from a part's characters: what its run's metrics.json holds
     (evaluation/lines.py line_metrics; for the test part the same lines as training's own measurement)."""
-    from ..data.lines import SPACE, CharacterBank
-    from .lines import TEST_LINES, line_metrics, lines_for, test_seed
+    from ..data.lines import SPACE
+    from .lines import line_metrics
     if len(loaded) > 1 or tta:
         raise ConfigError("ensembles and --tta are for character models; a line model is evaluated alone")
     model, meta = loaded[0]
@@ -109,7 +109,6 @@ def line_model_metrics(loaded, data, cfg: Config, part: str, tta: bool, dev, pre
     tensors = {"train": data.train, "val": data.val, "test": data.test}[part]
     if tensors is None:
         raise DataError(f"dataset {data.name} has no {part} part")
-    bank = CharacterBank(*tensors, meta["classes"])
-    metrics = line_metrics(model, bank, lines_for(len(tensors[1]), TEST_LINES), test_seed(cfg.seed),
-                           meta["normalize"]["mean"], meta["normalize"]["std"], dev, resolve_precision(precision, dev))
+    metrics = line_metrics(model, tensors, meta["classes"], cfg.seed, meta["normalize"]["mean"],
+                           meta["normalize"]["std"], dev, resolve_precision(precision, dev))
     return {**metrics, "split": part, "dataset": data.name, "models": [str(m) for m in models], "reads": "line"}

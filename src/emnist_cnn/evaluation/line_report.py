@@ -22,28 +22,12 @@ from ..errors import ReportError
 from ..files import write_json, write_text
 from ..models import load_model
 from ..runtime import resolve_device, resolve_precision
-from .lines import line_log_probs, text_of
+from .lines import read_synthetic, test_seed
 from .page import Page, esc, kv_table, load_run
 
 EXAMPLE_LINES = 8     # test lines shown per spacing
 PAIRS_LINES = 1000    # test lines (training's mix) whose substitutions are counted
 TOP_PAIRS = 20
-
-
-def read_lines(model, bank: CharacterBank, lines: int, seed: int, spacing: Spacing, mean: float, std: float, device,
-               precision: str) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """Test lines of a spacing (images cropped to their width), their truths and the model's greedy readings."""
-    from ..models.line_models import greedy
-    images, truths, reads = [], [], []
-    for b in range((lines + 127) // 128):
-        batch = batch_of_lines(bank, min(128, lines - 128 * b), seed, b, spacing)
-        for image, width, target, lp in zip(batch.images, batch.widths, batch.targets,
-                                            line_log_probs(model, batch.images, batch.widths, mean, std, device,
-                                                           precision)):
-            images.append(image[0, :, :int(width)].numpy())
-            truths.append(text_of(target, bank.classes))
-            reads.append(text_of(greedy(lp, len(bank.classes)), bank.classes))
-    return images, truths, reads
 
 
 def substitutions(truths: list[str], reads: list[str]) -> Counter:
@@ -106,6 +90,14 @@ def training_curves(rows: list[dict], kept: int, test_cer: float | None):
     return fig
 
 
+def kept_epoch(rows: list[dict]) -> int:
+    """The epoch whose model train_lines kept: the last of the lowest validation CER (it keeps a tie's later
+    model), else the last epoch."""
+    if any("val_cer" in r for r in rows):
+        return min(reversed(rows), key=lambda r: r.get("val_cer", np.inf))["epoch"]
+    return rows[-1]["epoch"] if rows else 0
+
+
 def write_line_report(run_dir: str | Path, *, device: str = "auto", log=print) -> Path:
     """Write RUN_DIR/report/ (index.html, the PNGs, report.json) for a line model's run: the kept model read on
     the test part's characters composed into lines, as training/lines.py's finish_lines measured it."""
@@ -144,8 +136,7 @@ def write_line_report(run_dir: str | Path, *, device: str = "auto", log=print) -
                                   [repr(t) for t in examples.texts], "Training lines (the first batch)"),
                       "training_lines", "Synthetic training lines as the model reads them (32 rows).")))
 
-    kept = min(rows, key=lambda r: r.get("val_cer", np.inf))["epoch"] if any("val_cer" in r for r in rows) else \
-        (rows[-1]["epoch"] if rows else 0)
+    kept = kept_epoch(rows)
     test_cer = metrics.get("mixed", {}).get("cer")
     body = ""
     if rows:
@@ -166,14 +157,14 @@ def write_line_report(run_dir: str | Path, *, device: str = "auto", log=print) -
 
     body = ""
     for i, (name, spacing) in enumerate(spacings.items()):
-        images, truths, reads = read_lines(model, bank, EXAMPLE_LINES, cfg.seed + 3 + i, spacing, mean, std, dev,
-                                           precision)
+        images, truths, reads = read_synthetic(model, bank, EXAMPLE_LINES, cfg.seed + 3 + i, mean, std, dev, precision,
+                                               spacing)
         captions = [f"{t!r} → {r!r}" + ("" if t.lower() == r.lower() else "   ✗") for t, r in zip(truths, reads)]
         body += page.figure(line_figure(images, captions, f"{name} lines"), f"lines_{name}",
                             f"Test lines, {name}: truth → greedy reading (✗: not exact).")
     page.section("examples", "4. Test lines", body)
 
-    _, truths, reads = read_lines(model, bank, PAIRS_LINES, cfg.seed + 2, Spacing(), mean, std, dev, precision)
+    _, truths, reads = read_synthetic(model, bank, PAIRS_LINES, test_seed(cfg.seed), mean, std, dev, precision)
     pairs = substitutions(truths, reads).most_common(TOP_PAIRS)
     page.section("errors", "5. Errors", (
         f"<p>The edits that turn the readings of {PAIRS_LINES:,} test lines (the training mix) into their truths, "

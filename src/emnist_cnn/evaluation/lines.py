@@ -61,25 +61,39 @@ def line_log_probs(model, images: torch.Tensor, widths: torch.Tensor, mean: floa
     return [lp[i, :t] for i, t in enumerate(steps)]
 
 
+def read_synthetic(model, bank: CharacterBank, lines: int, seed: int, mean: float, std: float, device,
+                   precision: str = "fp32", spacing: Spacing = Spacing(), kinds=None, batch_size: int = 128
+                   ) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """`lines` synthetic lines of the bank's characters (seed fixes them): each line's image cut to its width,
+    its truth and the model's greedy reading."""
+    classes, blank = bank.classes, len(bank.classes)
+    images, truths, reads = [], [], []
+    for b in range((lines + batch_size - 1) // batch_size):
+        batch = batch_of_lines(bank, min(batch_size, lines - b * batch_size), seed, b, spacing, kinds)
+        for image, width, target, lp in zip(batch.images, batch.widths, batch.targets,
+                                            line_log_probs(model, batch.images, batch.widths, mean, std, device,
+                                                           precision)):
+            images.append(image[0, :, :int(width)].numpy())
+            truths.append(text_of(target, classes))
+            reads.append(text_of(greedy(lp, blank), classes))
+    return images, truths, reads
+
+
 def evaluate_lines(model, bank: CharacterBank, lines: int, seed: int, mean: float, std: float, device,
                    precision: str = "fp32", spacing: Spacing = Spacing(), kinds=None, batch_size: int = 128
                    ) -> dict:
     """Greedy CER and exact lines on `lines` synthetic lines of the bank's characters (seed fixes them)."""
-    classes, blank = bank.classes, len(bank.classes)
-    reads, truths = [], []
-    for b in range((lines + batch_size - 1) // batch_size):
-        batch = batch_of_lines(bank, min(batch_size, lines - b * batch_size), seed, b, spacing, kinds)
-        for lp, target in zip(line_log_probs(model, batch.images, batch.widths, mean, std, device, precision),
-                              batch.targets):
-            reads.append(text_of(greedy(lp, blank), classes))
-            truths.append(text_of(target, classes))
+    _, truths, reads = read_synthetic(model, bank, lines, seed, mean, std, device, precision, spacing, kinds,
+                                      batch_size)
     return score(reads, truths)
 
 
-def line_metrics(model, bank: CharacterBank, lines: int, seed: int, mean: float, std: float, device,
+def line_metrics(model, part: tuple, classes: list[str], seed: int, mean: float, std: float, device,
                  precision: str = "fp32") -> dict:
-    """Greedy CER and exact lines on `lines` lines of the training mix ("mixed") and a quarter as many of each
-    benchmark spacing (spaced, tight, touching), all of the bank's characters."""
-    return {name: evaluate_lines(model, bank, lines if name == "mixed" else lines // 4, seed, mean, std, device,
-                                 precision, spacing)
+    """Greedy CER and exact lines on lines of a part's characters (images, labels): as many lines of the
+    training mix ("mixed") as use each character about once (TEST_LINES at most), a quarter as many of each
+    benchmark spacing (spaced, tight, touching); the lines of test_seed(seed)."""
+    bank, lines = CharacterBank(*part, classes), lines_for(len(part[1]), TEST_LINES)
+    return {name: evaluate_lines(model, bank, lines if name == "mixed" else lines // 4, test_seed(seed), mean, std,
+                                 device, precision, spacing)
             for name, spacing in {"mixed": Spacing(), **SPACINGS}.items()}

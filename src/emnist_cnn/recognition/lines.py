@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..data import normalize
-from ..data.lines import line_form
+from ..data.lines import LINE_INK, LINE_MARGIN, line_form
 from ..errors import ConfigError, ImageError
 from ..models import load_model
 from .charset import allowed as charset_mask
@@ -36,6 +36,7 @@ LM_WEIGHT = 1.0         # the context's weight in beam search (benchmarks/read.p
 BEAM = 10               # prefixes kept per step
 LEAD = 2                # blank columns put before a line's form: a narrow first character (a bare 1) at the very
                         # edge was often dropped ("1740" read as "740"); validation lines read as well with them
+DECODERS = ("beam", "greedy")
 
 
 def find_lines(ink: np.ndarray) -> list[tuple[int, int]]:
@@ -71,6 +72,7 @@ class LineReader:
         self.model, self.meta, self.name = model, meta, name
         self.classes = list(meta["classes"])
         self.blank = len(self.classes)
+        self.index = {c: k for k, c in enumerate(self.classes)}
         self.mean, self.std = float(meta["normalize"]["mean"]), float(meta["normalize"]["std"])
 
     @classmethod
@@ -122,14 +124,15 @@ class LineReader:
             cols = np.flatnonzero(band.max(axis=0) > 0)
             rows = np.flatnonzero(band.max(axis=1) > 0)
             pieces.append((int(cols[0]), top + int(rows[0]), int(cols[-1]) + 1, top + int(rows[-1]) + 1))
-            forms.append(np.pad(line_form(band[:, cols[0]:cols[-1] + 1]), ((0, 0), (LEAD, 0))))
+            forms.append(np.pad(line_form(band), ((0, 0), (LEAD, 0))))  # line_form crops to the ink itself
         all_lp = self.log_probs(forms)
+        keep = None if allowed is None else np.concatenate([allowed, [True]])
+        margin = LINE_MARGIN + LEAD  # line form columns before the ink
         out = []
         for (x0, y0, x1, y1), form, lp in zip(pieces, forms, all_lp):
             if deadline is not None and time.monotonic() > deadline:
                 raise OverBudget("reading this image took longer than its time budget")
-            if allowed is not None:  # a charset: masked classes cannot be read; blank and space always can
-                keep = np.concatenate([allowed, [True]])
+            if keep is not None:  # a charset: masked classes cannot be read; blank and space always can
                 lp = np.where(keep, lp, -1e30)
                 lp = lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
             if decoder == "greedy" and compiled is None:
@@ -141,9 +144,9 @@ class LineReader:
             shares = np.exp(scores - scores.max())
             shares /= shares.sum()
             text = best[0].text
-            targets = [self.classes.index(c) for c in text]
+            targets = [self.index[c] for c in text]
             spans = align(lp, targets, self.blank)
-            zoom = (y1 - y0) / 28.0  # ink-map pixels per line-form pixel (line_form: ink rows -> 28)
+            zoom = (y1 - y0) / LINE_INK  # ink-map pixels per line-form pixel
             probs = np.exp(lp)
             chars = []
             # CTC emits a character in a step or two near its middle: its box runs from halfway after the
@@ -152,12 +155,9 @@ class LineReader:
             for i, (k, (a, b)) in enumerate(zip(targets, spans)):
                 if self.classes[k] == " ":
                     continue
-                p = probs[a:b + 1, :self.blank].mean(axis=0)
-                if allowed is not None:
-                    p = np.where(allowed, p, 0.0)
+                p = probs[a:b + 1, :self.blank].mean(axis=0)  # masked classes: already 0
                 p = p / max(p.sum(), 1e-30)
                 order = np.argsort(-p, kind="stable")[:top_k]
-                margin = 2 + LEAD  # line form columns before the ink
                 cx0 = x0 + max(0, round((edges[i] * self.model.stride - margin) * zoom))
                 cx1 = min(x1, x0 + round((edges[i + 1] * self.model.stride - margin) * zoom))
                 chars.append(Character(self.classes[k], float(probs[a:b + 1, k].max()), (cx0, y0, max(cx1, cx0 + 1),

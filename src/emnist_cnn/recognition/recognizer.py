@@ -18,7 +18,7 @@ from .backends import BACKENDS, Backend
 from .charset import allowed as charset_mask
 from .charset import constrain
 from .decode import compile_pattern
-from .lines import LM_WEIGHT, LineReader
+from .lines import DECODERS, LM_WEIGHT, LineReader
 from .reading import Character, Line, Reading
 from .segment import TALL
 
@@ -152,13 +152,13 @@ class Recognizer:
         if isinstance(alternatives, bool) or not isinstance(alternatives, int) or alternatives < 1:
             raise ConfigError(f"alternatives: expected an integer >= 1, found {alternatives!r}")
         if reader == "components":
-            return reader, None if charset is None else self.allowed(charset), None, None
+            return reader, self.checked(top_k, charset), None, None
         if not (isinstance(lm_weight, (int, float)) and np.isfinite(lm_weight) and lm_weight >= 0):
             raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}")
-        if decoder not in ("beam", "greedy"):
-            raise ConfigError(f"decoder: expected beam or greedy, found {decoder!r}")
-        return (reader, self.lines.allowed(charset), self.lines.context(lexicon) if lm_weight else None,
-                compile_pattern(pattern))
+        if decoder not in DECODERS:
+            raise ConfigError(f"decoder: expected {' or '.join(DECODERS)}, found {decoder!r}")
+        context = self.lines.context(lexicon) if lm_weight and decoder == "beam" else None  # greedy reads none
+        return reader, self.lines.allowed(charset), context, compile_pattern(pattern)
 
 
 def reads_lines(name_or_path) -> bool:

@@ -25,8 +25,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..data import preprocess
 from ..errors import ConfigError
 from ..recognition import Recognizer
-from ..recognition.lines import LM_WEIGHT
-from ..recognition.recognizer import character_form
+from ..recognition.lines import DECODERS, LM_WEIGHT
+from ..recognition.recognizer import READERS, character_form
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
@@ -341,12 +341,12 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
     @app.post(f"{API}/read", response_model=ReadResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
     async def read(request: Request, top_k: Annotated[int, Query()] = 5, model: Optional[str] = None,
                    charset: Annotated[Optional[str], Query(max_length=256)] = None,
-                   reader: Annotated[str, Query(pattern="^(auto|lines|components)$")] = "auto",
+                   reader: Annotated[str, Query(pattern=f"^({'|'.join(READERS)})$")] = "auto",
                    lexicon: Annotated[str, Query(pattern="^(english|none)$")] = "english",
                    lm_weight: Annotated[float, Query(ge=0, le=100)] = LM_WEIGHT,
                    pattern: Annotated[Optional[str], Query(max_length=200)] = None,
                    alternatives: Annotated[int, Query(ge=1, le=10)] = 3,
-                   decoder: Annotated[str, Query(pattern="^(beam|greedy)$")] = "beam"):
+                   decoder: Annotated[str, Query(pattern=f"^({'|'.join(DECODERS)})$")] = "beam"):
         """The writing in an image (upload or base64 JSON): each line, top to bottom, with its characters, their
         boxes and the n best readings. `reader`: lines (the line model, the default where the server has one) or
         components (separate characters); `charset` constrains every character, `lexicon` and `lm_weight` set

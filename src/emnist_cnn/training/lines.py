@@ -18,7 +18,7 @@ from ..config import Config
 from ..data import Dataset, dataset_for, normalize, resolve_split
 from ..data.lines import LINE_HEIGHT, SPACE, SPACINGS, CharacterBank, batch_of_lines
 from ..errors import ConfigError
-from ..evaluation.lines import CHARS_PER_LINE, TEST_LINES, evaluate_lines, line_metrics, lines_for, test_seed
+from ..evaluation.lines import CHARS_PER_LINE, evaluate_lines, line_metrics, lines_for
 from ..files import write_json, write_jsonl
 from ..models import count_parameters, create_model, load_model
 from ..models.checkpoint import save_model
@@ -128,9 +128,8 @@ def finish_lines(run_dir: Path, data: Dataset, classes: list[str], cfg: Config, 
     model, meta = load_model(run_dir, device)
     metrics: dict = {"data_load_seconds": load_seconds}
     if data.test is not None:
-        bank = CharacterBank(*data.test, classes)
-        metrics.update(line_metrics(model, bank, lines_for(len(data.test[1]), TEST_LINES), test_seed(cfg.seed),
-                                    cfg.normalize_mean, cfg.normalize_std, device, precision))
+        metrics.update(line_metrics(model, data.test, classes, cfg.seed, cfg.normalize_mean, cfg.normalize_std,
+                                    device, precision))
         metrics["split"] = "test"
         meta["test_cer"] = metrics["mixed"]["cer"]
         write_json(run_dir / "model.json", meta)
