@@ -88,7 +88,11 @@ def test_greedy_collapses_repeats_and_drops_blanks():
 def test_beam_search_without_context_agrees_with_greedy():
     lp = peaky("_4_1__6_77_")
     best = decode.beam_search(lp, CLASSES)
-    assert best[0].text == "4167" and best[0].score > best[-1].score - 1e-9
+    assert best[0].text == "4167"
+    # its score sums the text's alignments, as CTC defines it: above the best path's alone, and at most the sum over
+    # every alignment (the beam's pruning leaves out a few)
+    exact = decode.ctc_log_likelihood(lp, ["4167"], CLASSES)[0]
+    assert lp.max(axis=1).sum() + 0.01 < best[0].score <= exact + 1e-6 and best[0].score > exact - 0.05
 
 
 def test_context_settles_look_alikes():
@@ -107,6 +111,46 @@ def test_context_settles_look_alikes():
     assert decode.beam_search(book, CLASSES, words, 1.0)[0].text == "BOOK"
     number = tied([("4", "A"), ("L", "1"), ("6", "G"), ("7", "T")])
     assert decode.beam_search(number, CLASSES, words, 1.0)[0].text == "4167"
+
+
+def test_ctc_log_likelihood_sums_every_alignment():
+    import itertools
+    classes = ["A", "B", " "]
+    rng = np.random.default_rng(0)
+    lp = np.log(rng.dirichlet(np.ones(4), size=5))
+    texts = ["AB", "A", "BA", "AA", "A B"]
+    brute = dict.fromkeys(texts, 0.0)
+    for path in itertools.product(range(4), repeat=5):  # every path of 5 steps; 3 is the blank
+        said = [k for i, k in enumerate(path) if k != 3 and (i == 0 or path[i - 1] != k)]
+        text = "".join(classes[k] for k in said)
+        if text in brute:
+            brute[text] += math.exp(sum(lp[t, k] for t, k in enumerate(path)))
+    got = decode.ctc_log_likelihood(lp, texts, classes)
+    assert np.allclose(got, [math.log(brute[t]) for t in texts], atol=1e-4)
+    assert decode.ctc_log_likelihood(lp, ["AZ"], classes)[0] == -np.inf  # a class the model lacks
+
+
+def test_rescoring_brings_back_a_lexicon_word_the_beam_lost():
+    # the model is sure of every letter of GRANDCHILD but two: there it leans to C over N and I over L
+    steps = []
+    for c in "GRANDCHILD":
+        row = np.full(49, math.log(1e-4))
+        row[CLASSES.index(c)] = math.log(0.9)
+        if c in "NL":
+            row[CLASSES.index(c)], row[CLASSES.index({"N": "C", "L": "I"}[c])] = math.log(0.4), math.log(0.55)
+        blank = np.full(49, math.log(1e-4))
+        blank[48] = 0.0
+        steps += [row, blank]
+    lp = np.stack(steps)
+    lp -= np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    words = decode.english_lexicon()
+    lost = [decode.Candidate("GRACDCHIID", 0.0)]
+    assert decode.rescore(lp, lost, CLASSES, words, 1.0)[0].text == "GRANDCHILD"
+    assert decode.rescore(lp, lost, CLASSES, words, 0.0) == lost      # no context: as the beam read it
+    # a word outside the lexicon that the model reads with certainty stays as read, near words or not
+    assert "house" in words.near("HOUSX")
+    code = peaky("_H_O_U_S_X_", confidence=0.99)
+    assert decode.rescore(code, [decode.Candidate("HOUSX", 0.0)], CLASSES, words, 1.0)[0].text == "HOUSX"
 
 
 def test_a_pattern_is_met_whole_or_the_reading_is_empty():

@@ -136,10 +136,14 @@ def test_a_cleared_canvas_shows_no_late_answer(page):
 
     from playwright.sync_api import expect
 
+    done = []
+
     class Slow(Recognizer):  # every reading takes a while, so Clear comes while one is in flight
-        def read(self, *args, **kwargs):
+        def read_with(self, *args, **kwargs):
             clock.sleep(1.0)
-            return super().read(*args, **kwargs)
+            reading = super().read_with(*args, **kwargs)
+            done.append(reading.text)
+            return reading
 
     base = Recognizer.load()
     with serving(create_app(Slow(base.backend, base.name, base.lines))) as port:
@@ -149,6 +153,7 @@ def test_a_cleared_canvas_shows_no_late_answer(page):
         expect(page.locator("#status")).to_have_text("recognising…", timeout=5_000)
         page.click("#clear")
         clock.sleep(2.0)  # the reply to the drawing has come back by now, and must not be shown
+        assert len(done) == 1  # it was read (and answered): the page had a late answer to ignore
         expect(page.locator("#answer")).to_have_text("\u00a0")
         expect(page.locator("#characters li")).to_have_count(0)
         expect(page.locator("#status")).to_have_text("Write a word or a number.")
@@ -156,4 +161,5 @@ def test_a_cleared_canvas_shows_no_late_answer(page):
         expect(page.locator("#status")).to_have_text("recognising…", timeout=5_000)
         page.click("#undo")
         clock.sleep(2.0)
+        assert len(done) == 2
         expect(page.locator("#answer")).to_have_text("\u00a0")

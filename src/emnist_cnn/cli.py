@@ -262,9 +262,8 @@ def cmd_read(args) -> int:
     options = dict(top_k=args.top_k, charset=args.charset, reader=args.reader, lexicon=args.lexicon,
                    lm_weight=args.lm_weight, pattern=args.pattern, alternatives=args.alternatives,
                    decoder=args.decoder)
-    _, _, context, _ = recognizer.read_checks(**options)  # every option checked (the lexicon read) before any image
-    options["lexicon"] = context
-    read = lambda p: recognizer.read(p, **options)  # noqa: E731
+    options = recognizer.read_options(**options)  # every option checked (the lexicon read) before any image
+    read = lambda p: recognizer.read_with(p, options)  # noqa: E731
     def line(r):
         if r.reader == "lines":
             alts = [f"{t!r} {q:.2f}" for line in r.lines for t, q in line.alternatives[1:]]

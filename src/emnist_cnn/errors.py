@@ -9,7 +9,12 @@ class EmnistCnnError(ValueError):
 
 
 class ConfigError(EmnistCnnError):
-    """A configuration field out of range, of the wrong type, or naming something that does not exist."""
+    """A configuration field out of range, of the wrong type, or naming something that does not exist; `field`,
+    where one option is at fault, names it (the server puts it in its 422's loc)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class DataError(EmnistCnnError):

@@ -53,6 +53,14 @@ SPECK = 0.02            # a mark with less ink than this share of the largest on
 MIN_EXTENT = 0.05       # and so is one smaller than this share of the image's shorter side (a shadow's fleck)
 
 
+def ink_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1), ends exclusive, of a mask's true (or nonzero) pixels; None where there are none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def block_max(gray: np.ndarray, factor: int) -> np.ndarray:
     """The brightest value of each factor×factor block; where the side is not a multiple of factor, the last
     block is the last factor rows (columns), overlapping the one before (no padded copy: ~5x faster)."""

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .ink import ink_box
+
 LINE_HEIGHT = 32       # rows the line model reads
 LINE_INK = 28          # rows the ink spans inside it (2 rows of margin above and below)
 LINE_MARGIN = 2        # blank columns before the ink (and after it)
@@ -120,7 +122,7 @@ def sample_text(rng: np.random.Generator, kind: str, mix: TextMix = TextMix()) -
 def fitting(text: str, classes: list[str], rng: np.random.Generator) -> str:
     """The text if the classes can say it, else a string as long of characters they can (a corpus of digits
     alone, or of a few letters, still makes lines)."""
-    if all(c == SPACE or class_of(c, classes) is not None for c in text):
+    if None not in classes_of(text.replace(SPACE, ""), classes):
         return text
     own = [c for c in classes if c != SPACE]
     return "".join(SPACE if c == SPACE else own[rng.integers(len(own))] for c in text)
@@ -132,11 +134,11 @@ def sample_kind(rng: np.random.Generator, mix: TextMix = TextMix()) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- classes
-def class_of(c: str, classes: list[str]) -> int | None:
-    """The class that answers for character c: its own, else the merged class of its other case (ByMerge's C
-    stands for c and C)."""
+def classes_of(text: str, classes: list[str]) -> list[int | None]:
+    """The class that answers for each character: its own, else the merged class of its other case (ByMerge's C
+    stands for c and C); None for a character neither case of which is a class."""
     index = class_index(tuple(classes))
-    return index[c] if c in index else index.get(c.swapcase())
+    return [index[c] if c in index else index.get(c.swapcase()) for c in text]
 
 
 @functools.lru_cache(maxsize=8)
@@ -257,12 +259,11 @@ def compose(bank: CharacterBank, texts: list[str], spacing: Spacing, generator: 
     for i, text in enumerate(texts):
         cap = CAP * float(np.exp(rng.normal(0, 0.08)))  # the writer's size
         target = []
-        for c in text:
+        for c, k in zip(text, classes_of(text, classes)):
             if c == SPACE:
                 if space is not None:
                     target.append(space)
                 continue
-            k = class_of(c, classes)
             target.append(k)
             h, down = letter_place(c)
             picks.append(bank.draw(k, rng))
@@ -348,8 +349,8 @@ def line_form(ink: np.ndarray) -> np.ndarray:
     """One line's ink map (float, light on 0, any size) -> float32 LINE_HEIGHT×W in [0, 1] (line_form_batch's
     form: ink rows scaled to LINE_INK, 2 rows margin, 2 columns margin)."""
     from PIL import Image
-    rows, cols = np.flatnonzero(ink.max(axis=1) > 0), np.flatnonzero(ink.max(axis=0) > 0)
-    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32)
+    x0, y0, x1, y1 = ink_box(ink > 0)
+    crop = ink[y0:y1, x0:x1].astype(np.float32)
     zoom = LINE_INK / crop.shape[0]
     w = max(1, round(crop.shape[1] * zoom))
     scaled = np.asarray(Image.fromarray(crop).resize((w, LINE_INK), Image.Resampling.BOX), dtype=np.float32)

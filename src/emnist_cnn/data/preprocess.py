@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError
 from . import ink
+from .ink import ink_box
 
 FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # the files of those formats, by name
@@ -147,10 +148,10 @@ def ink_map(img: Image.Image, name: str = "image") -> tuple[np.ndarray, tuple[in
         # Ink is what stands out from the paper by more than a share of the strongest stroke; the rest is noise.
         # Found on the whole image once; everything after works on the ink's bounding box only.
         mask = gray >= paper + NOISE_FRACTION * peak
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    x0, y0, x1, y1 = ink_box(mask)
+    box = (slice(y0, y1), slice(x0, x1))
     cropped = np.where(mask[box], gray[box].astype(np.float32) - np.float32(paper), np.float32(0))
-    return cropped, (int(cols[0]), int(rows[0])), width / img.width
+    return cropped, (x0, y0), width / img.width
 
 
 @functools.lru_cache(maxsize=1)
@@ -169,10 +170,10 @@ def blur_and_shrink() -> np.ndarray:
 
 def emnist_form(ink: np.ndarray) -> np.ndarray:
     """An ink map (light on dark, background 0, not blank) -> uint8 28×28 in EMNIST's form."""
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if len(rows) == 0:
+    box = ink_box(ink)
+    if box is None:
         raise BlankImage("no ink found")
-    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = ink[box[1]:box[3], box[0]:box[2]]
     h, w = crop.shape
     inner, side = INNER * SCALE, SIZE * SCALE
     f = inner / max(h, w)

@@ -90,35 +90,38 @@ def image_rows(rows: list[np.ndarray], row_labels: list[str], columns: int, titl
 
 
 # ----------------------------------------------------------------------------------------------- training
-def training_curves(rows: list[dict], kept_epoch: int, final: dict, split: str):
-    """Loss, accuracy (train/val, the evaluated split marked at the kept epoch), learning rate, images/s."""
+def training_curves(rows: list[dict], kept_epoch: int, panels: list, throughput: tuple[str, str]):
+    """Per epoch: two panels of metrics, the learning rate (at epoch start) and throughput. A panel is (title,
+    its series as (label, row key), the kept model's (label, value) starred at the kept epoch or None, log scale);
+    a series's colour is its split's (the label's first word). Character and line runs draw theirs with it."""
     epoch = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), layout="constrained")
-    for ax, key, name in ((axes[0, 0], "loss", "loss"), (axes[0, 1], "accuracy", "accuracy")):
-        ax.plot(epoch, [r[f"train_{key}"] for r in rows], "o-", label="train", color=SPLIT_COLORS["train"])
-        if any(f"val_{key}" in r for r in rows):
-            ax.plot(epoch, [r.get(f"val_{key}", np.nan) for r in rows], "o-", label="val",
-                    color=SPLIT_COLORS["val"])
-        ax.plot([kept_epoch], [final[key]], "*", ms=16, color=SPLIT_COLORS["test"],
-                label=f"{split} (kept model): {final[key]:.4f}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.set_title(name.capitalize())
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+    for ax, (title, series, kept, log) in zip(axes[0], panels):
+        for name, key in series:
+            if any(key in r for r in rows):
+                ax.plot(epoch, [r.get(key, np.nan) for r in rows], "o-", label=name,
+                        color=SPLIT_COLORS.get(name.split()[0], "#555"))
+        if kept is not None:
+            ax.plot([kept_epoch], [kept[1]], "*", ms=16, color=SPLIT_COLORS["test"],
+                    label=f"{kept[0]} (kept model): {kept[1]:.4f}")
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(title)
     lr = [r["lr"] for r in rows]
     axes[1, 0].plot(epoch, lr, "o-", color="#555")
     if min(lr) > 0 and max(lr) / min(lr) > 10:
         axes[1, 0].set_yscale("log")
     axes[1, 0].set_title("Learning rate (at epoch start)")
-    axes[1, 1].plot(epoch, [r["images_per_second"] for r in rows], "o-", color="#555")
-    axes[1, 1].set_title("Training throughput (images/s)")
+    key, unit = throughput
+    axes[1, 1].plot(epoch, [r[key] for r in rows], "o-", color="#555")
+    axes[1, 1].set_title(f"Training throughput ({unit})")
     axes[1, 1].set_ylim(bottom=0)
-    for ax in axes[1]:
+    for ax in axes.flat:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    for ax in axes.flat:
         ax.xaxis.get_major_locator().set_params(integer=True)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     return fig
 
 

@@ -62,34 +62,6 @@ def line_figure(images: list[np.ndarray], captions: list[str], title: str):
     return fig
 
 
-def training_curves(rows: list[dict], kept: int, test_cer: float | None):
-    from .figures import SPLIT_COLORS, plt
-    epoch = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), layout="constrained")
-    axes[0, 0].plot(epoch, [r["train_loss"] for r in rows], "o-", color=SPLIT_COLORS["train"], label="train")
-    axes[0, 0].set_title("CTC loss (per line)")
-    if any("val_cer" in r for r in rows):
-        axes[0, 1].plot(epoch, [r.get("val_cer", np.nan) for r in rows], "o-", color=SPLIT_COLORS["val"],
-                        label="val (greedy)")
-        axes[0, 1].set_yscale("log")
-    if test_cer is not None:
-        axes[0, 1].plot([kept], [test_cer], "*", ms=16, color=SPLIT_COLORS["test"],
-                        label=f"test (kept model): {test_cer:.4f}")
-    axes[0, 1].set_title("Character error rate")
-    axes[1, 0].plot(epoch, [r["lr"] for r in rows], "o-", color="#555")
-    axes[1, 0].set_title("Learning rate (at epoch end)")
-    axes[1, 1].plot(epoch, [r["lines_per_second"] for r in rows], "o-", color="#555")
-    axes[1, 1].set_title("Training throughput (lines/s)")
-    axes[1, 1].set_ylim(bottom=0)
-    for ax in axes.flat:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    return fig
-
-
 def kept_epoch(rows: list[dict]) -> int:
     """The epoch whose model train_lines kept: the last of the lowest validation CER (it keeps a tie's later
     model), else the last epoch."""
@@ -140,7 +112,12 @@ def write_line_report(run_dir: str | Path, *, device: str = "auto", log=print) -
     test_cer = metrics.get("mixed", {}).get("cer")
     body = ""
     if rows:
-        body += page.figure(training_curves(rows, kept, test_cer), "training",
+        from .figures import training_curves
+        curves = training_curves(rows, kept, [
+            ("CTC loss (per line)", [("train", "train_loss")], None, False),
+            ("Character error rate", [("val (greedy)", "val_cer")], None if test_cer is None else ("test", test_cer),
+             True)], ("lines_per_second", "lines/s"))
+        body += page.figure(curves, "training",
                             f"Per epoch; the star is the kept model (epoch {kept}, lowest validation CER) on test.")
     env = {**train_env, "parameters": f"{meta.get('parameters', 0):,}", "torch (report)": torch.__version__,
            "device (report)": str(dev), "precision (report)": precision}

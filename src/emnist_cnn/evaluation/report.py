@@ -174,7 +174,12 @@ def training_section(page: Page, ev: Evaluated, cfg: Config, rows: list[dict], e
     body = ""
     if rows:
         epoch = kept_epoch(rows)
-        body += page.figure(figs.training_curves(rows, epoch, ev.metrics, ev.split), "training",
+        final = ev.metrics
+        curves = figs.training_curves(rows, epoch, [
+            ("Loss", [("train", "train_loss"), ("val", "val_loss")], (ev.split, final["loss"]), False),
+            ("Accuracy", [("train", "train_accuracy"), ("val", "val_accuracy")], (ev.split, final["accuracy"]),
+             False)], ("images_per_second", "images/s"))
+        body += page.figure(curves, "training",
                             f"Per epoch; the star is the kept model (epoch {epoch}) on {ev.split}.")
     body += "<h3>Configuration</h3>" + kv_table(cfg.to_dict()) + "<h3>Environment</h3>" + kv_table(env)
     page.section("training", "2. Training", body)

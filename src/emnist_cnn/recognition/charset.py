@@ -24,14 +24,14 @@ def characters(charset: str) -> str:
     """The characters a charset names; an unknown name is an error (a literal set is any other string)."""
     if not isinstance(charset, str) or not charset:
         raise ConfigError(f"charset: expected one of {', '.join(NAMES)} or the characters themselves, "
-                          f"found {charset!r}")
+                          f"found {charset!r}", field="charset")
     if charset.startswith("=") and len(charset) > 1:
         return charset[1:]
     if charset in NAMES:
         return NAMES[charset]
     if charset.isascii() and charset.isalpha() and charset.islower() and len(charset) >= 4:
         raise ConfigError(f"charset {charset!r}: not a name ({', '.join(NAMES)}); to mean these letters "
-                          f"themselves, write '={charset}'")
+                          f"themselves, write '={charset}'", field="charset")
     return charset
 
 
@@ -45,7 +45,7 @@ def allowed(classes: list[str], charset: str | None) -> np.ndarray:
     mask = np.array([c in chars or (c.swapcase() not in own and c.swapcase() in chars) for c in classes])
     if not mask.any():
         raise ConfigError(f"charset {charset!r}: none of its characters is a class of this model "
-                          f"(classes: {''.join(classes)})")
+                          f"(classes: {''.join(classes)})", field="charset")
     return mask
 
 

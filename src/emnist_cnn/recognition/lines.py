@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..data import normalize
+from ..data.ink import ink_box
 from ..data.lines import LINE_INK, LINE_MARGIN, line_form
 from ..errors import ConfigError, ImageError
 from ..models import load_model
@@ -25,9 +26,10 @@ from .decode import (
     english_lexicon,
     greedy,
     read_lexicon,
+    rescore,
     restore_case,
 )
-from .reading import Character, Line
+from .reading import Character, Line, ReadOptions
 from .segment import OverBudget
 
 MAX_LINES = 50          # more bands of ink than this is not lines of writing
@@ -111,22 +113,20 @@ class LineReader:
             return english_lexicon()
         return read_lexicon(lexicon)
 
-    def read(self, ink: np.ndarray, top_k: int = 5, allowed: np.ndarray | None = None, lm: WordModel | None = None,
-             lm_weight: float = LM_WEIGHT, compiled=None, alternatives: int = 3, deadline: float | None = None,
-             decoder: str = "beam") -> list[Line]:
+    def read(self, ink: np.ndarray, options: ReadOptions, deadline: float | None = None) -> list[Line]:
         """The lines of an ink map (float, light on 0, cropped), top to bottom; boxes in the ink map's pixels.
-        The options come checked and made ready by Recognizer.read_checks (the mask, the context, the compiled
+        The options come checked and made ready by Recognizer.read_options (the mask, the context, the compiled
         pattern)."""
+        lm, lm_weight, compiled, decoder = options.context, options.lm_weight, options.pattern, options.decoder
         bands = find_lines(ink)
         pieces, forms = [], []
         for top, bottom in bands:
             band = ink[top:bottom]
-            cols = np.flatnonzero(band.max(axis=0) > 0)
-            rows = np.flatnonzero(band.max(axis=1) > 0)
-            pieces.append((int(cols[0]), top + int(rows[0]), int(cols[-1]) + 1, top + int(rows[-1]) + 1))
+            x0, y0, x1, y1 = ink_box(band > 0)
+            pieces.append((x0, top + y0, x1, top + y1))
             forms.append(np.pad(line_form(band), ((0, 0), (LEAD, 0))))  # line_form crops to the ink itself
         all_lp = self.log_probs(forms)
-        keep = None if allowed is None else np.concatenate([allowed, [True]])
+        keep = None if options.mask is None else np.concatenate([options.mask, [True]])
         margin = LINE_MARGIN + LEAD  # line form columns before the ink
         out = []
         for (x0, y0, x1, y1), form, lp in zip(pieces, forms, all_lp):
@@ -140,7 +140,9 @@ class LineReader:
             else:
                 best = beam_search(lp, self.classes, lm, lm_weight if decoder == "beam" else 0.0, compiled,
                                    BEAM if decoder == "beam" else 1, deadline=deadline) or [Candidate("", 0.0)]
-            scores = np.array([c.score for c in best[:max(1, alternatives)]])
+                if decoder == "beam":
+                    best = rescore(lp, best, self.classes, lm, lm_weight, compiled)
+            scores = np.array([c.score for c in best[:options.alternatives]])
             shares = np.exp(scores - scores.max())
             shares /= shares.sum()
             text = best[0].text
@@ -157,7 +159,7 @@ class LineReader:
                     continue
                 p = probs[a:b + 1, :self.blank].mean(axis=0)  # masked classes: already 0
                 p = p / max(p.sum(), 1e-30)
-                order = np.argsort(-p, kind="stable")[:top_k]
+                order = np.argsort(-p, kind="stable")[:options.top_k]
                 cx0 = x0 + max(0, round((edges[i] * self.model.stride - margin) * zoom))
                 cx1 = min(x1, x0 + round((edges[i + 1] * self.model.stride - margin) * zoom))
                 chars.append(Character(self.classes[k], float(probs[a:b + 1, k].max()), (cx0, y0, max(cx1, cx0 + 1),

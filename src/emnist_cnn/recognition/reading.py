@@ -1,7 +1,25 @@
-"""What reading an image gives: each line, its characters, and the n best readings of each line."""
+"""What reading an image gives: each line, its characters, and the n best readings of each line; and how to read
+it (ReadOptions)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """read()'s options, checked and made ready once (Recognizer.read_options): the CLI and the server check them
+    before any image arrives, then read every image with them."""
+    reader: str                         # "lines" or "components" ("auto" resolved)
+    top_k: int = 5                      # guesses kept per character
+    budget: float | None = None         # seconds one image may take (segment.OverBudget); None: no bound
+    mask: np.ndarray | None = None      # the classes the charset allows; None: all
+    context: object | None = None       # the lexicon's WordModel (decode.py); None: no context
+    lm_weight: float = 0.0              # the context's weight in beam search
+    pattern: object | None = None       # the compiled pattern every line must match
+    alternatives: int = 3               # readings kept per line
+    decoder: str = "beam"               # "beam" or "greedy"
 
 
 @dataclass

@@ -19,7 +19,7 @@ from .charset import allowed as charset_mask
 from .charset import constrain
 from .decode import compile_pattern
 from .lines import DECODERS, LM_WEIGHT, LineReader
-from .reading import Character, Line, Reading
+from .reading import Character, Line, Reading, ReadOptions
 from .segment import TALL
 
 READERS = ("auto", "lines", "components")
@@ -62,7 +62,8 @@ class Recognizer:
         """The one rule for top_k, in Python, the CLI and REST (422 there): 1 to the number of classes."""
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or \
                 not 1 <= top_k <= len(self.classes):
-            raise ConfigError(f"top_k: expected an integer from 1 to {len(self.classes)}, found {top_k!r}")
+            raise ConfigError(f"top_k: expected an integer from 1 to {len(self.classes)}, found {top_k!r}",
+                              field="top_k")
         return int(top_k)
 
     def allowed(self, charset: str | None) -> np.ndarray:
@@ -109,17 +110,20 @@ class Recognizer:
         regular expression each line must match), `decoder` ("beam" or "greedy"). reader "components" reads one
         character per connected mark (characters must not touch). `charset` constrains either; `budget` (seconds)
         bounds the work (segment.OverBudget)."""
-        reader, mask, context, compiled = self.read_checks(top_k, budget, charset, reader, lexicon, lm_weight,
-                                                           pattern, alternatives, decoder)
-        deadline = None if budget is None else time.monotonic() + budget
+        return self.read_with(image, self.read_options(top_k, budget, charset, reader, lexicon, lm_weight, pattern,
+                                                       alternatives, decoder))
+
+    def read_with(self, image, options: ReadOptions) -> Reading:
+        """read() with options made ready by read_options (checked once for many images)."""
+        deadline = None if options.budget is None else time.monotonic() + options.budget
         img = preprocess.open_image(image)
         ink, (left, top), scale = preprocess.ink_map(img, preprocess.source_name(image))
         def place(box):  # boxes refer to the original image: the ink map is cropped, very large images reduced
             x0, y0, x1, y1 = box
             return (round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
                     round((y1 + top) * scale))
-        if reader == "lines":
-            lines = self.lines.read(ink, top_k, mask, context, lm_weight, compiled, alternatives, deadline, decoder)
+        if options.reader == "lines":
+            lines = self.lines.read(ink, options, deadline)
             for line in lines:
                 line.box = place(line.box)
                 for c in line.characters:
@@ -129,36 +133,40 @@ class Recognizer:
         from .segment import segment
         boxes, inks = segment(ink, deadline)
         probs = self.probabilities(np.stack([preprocess.emnist_form(ink) for ink in inks]))
-        tops = [self.top(p, top_k, mask) for p in probs]
+        tops = [self.top(p, options.top_k, options.mask) for p in probs]
         chars = [Character(t[0][0], t[0][1], place(b), t) for b, t in zip(boxes, tops)]
         text = text_with_spaces(chars)
         whole = Line(text, float(np.prod([c.confidence for c in chars])), place((0, 0, ink.shape[1], ink.shape[0])),
                      chars, [(text, 1.0)])
         return Reading(text, chars, [whole], "components")
 
-    def read_checks(self, top_k: int = 5, budget: float | None = None, charset: str | None = None,
-                    reader: str = "auto", lexicon="english", lm_weight: float = LM_WEIGHT,
-                    pattern: str | None = None, alternatives: int = 3, decoder: str = "beam"):
-        """read()'s arguments checked, before any image is decoded, and made ready: (reader, charset mask,
-        context, compiled pattern)."""
+    def read_options(self, top_k: int = 5, budget: float | None = None, charset: str | None = None,
+                     reader: str = "auto", lexicon="english", lm_weight: float = LM_WEIGHT,
+                     pattern: str | None = None, alternatives: int = 3, decoder: str = "beam") -> ReadOptions:
+        """read()'s arguments checked, before any image is decoded, and made ready: the charset's mask, the
+        lexicon read, the pattern compiled. A bad one is a ConfigError whose `field` names it."""
         if reader not in READERS:
-            raise ConfigError(f"reader: expected one of {', '.join(READERS)}, found {reader!r}")
+            raise ConfigError(f"reader: expected one of {', '.join(READERS)}, found {reader!r}", field="reader")
         if reader == "auto":
             reader = "lines" if self.lines is not None else "components"
         if reader == "lines" and self.lines is None:
             raise ConfigError(f"reader 'lines': {self.name} has no line model beside it "
-                              f"(load one: Recognizer.load(lines=...), --line-model)")
+                              f"(load one: Recognizer.load(lines=...), --line-model)", field="reader")
         self.check_top_k(top_k)
         if isinstance(alternatives, bool) or not isinstance(alternatives, int) or alternatives < 1:
-            raise ConfigError(f"alternatives: expected an integer >= 1, found {alternatives!r}")
+            raise ConfigError(f"alternatives: expected an integer >= 1, found {alternatives!r}", field="alternatives")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or
+                                   not budget >= 0):
+            raise ConfigError(f"budget: expected seconds >= 0 or None, found {budget!r}", field="budget")
         if reader == "components":
-            return reader, self.checked(top_k, charset), None, None
+            return ReadOptions(reader, top_k, budget, self.checked(top_k, charset))
         if not (isinstance(lm_weight, (int, float)) and np.isfinite(lm_weight) and lm_weight >= 0):
-            raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}")
+            raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}", field="lm_weight")
         if decoder not in DECODERS:
-            raise ConfigError(f"decoder: expected {' or '.join(DECODERS)}, found {decoder!r}")
+            raise ConfigError(f"decoder: expected {' or '.join(DECODERS)}, found {decoder!r}", field="decoder")
         context = self.lines.context(lexicon) if lm_weight and decoder == "beam" else None  # greedy reads none
-        return reader, self.lines.allowed(charset), context, compile_pattern(pattern)
+        return ReadOptions(reader, top_k, budget, self.lines.allowed(charset), context, float(lm_weight),
+                           compile_pattern(pattern), alternatives, decoder)
 
 
 def reads_lines(name_or_path) -> bool:

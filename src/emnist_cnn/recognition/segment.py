@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from ..data.ink import ink_box
 from ..errors import ImageError
 
 SPECK_FRACTION = 0.02   # a component with less ink area than this share of the largest one is noise
@@ -43,9 +44,7 @@ def components(ink: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, i
     mask = ink > 0
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     if n == 1:  # one mark (a canvas drawing, mostly): its box and area without a pass over the labels
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        return labels, [(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)], \
-            np.array([np.count_nonzero(mask)])
+        return labels, [ink_box(mask)], np.array([np.count_nonzero(mask)])
     boxes = [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)]
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     return labels, boxes, areas

@@ -250,12 +250,16 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
             raise HTTPException(404, f"unknown model {name!r}; available: {', '.join(models)}")
         return name, models[name]
 
+    def invalid(e: ConfigError, value) -> RequestValidationError:
+        """A bad query parameter as FastAPI reports its own: 422, the field in loc, the reason in msg."""
+        return RequestValidationError([{"type": "value_error", "loc": ["query", e.field or "query"], "input": value,
+                                        "msg": str(e)}])
+
     def check_top_k(r: Recognizer, top_k: int) -> int:
         try:
             return r.check_top_k(top_k)
         except ConfigError as e:
-            raise RequestValidationError([{"type": "value_error", "loc": ["query", "top_k"], "input": top_k,
-                                           "msg": str(e)}]) from None
+            raise invalid(e, top_k) from None
 
     def check_charset(r: Recognizer, charset: Optional[str]):
         if charset is None:
@@ -263,8 +267,7 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
         try:
             return r.allowed(charset)
         except ConfigError as e:
-            raise RequestValidationError([{"type": "value_error", "loc": ["query", "charset"], "input": charset,
-                                           "msg": str(e)}]) from None
+            raise invalid(e, charset) from None
 
     async def image_from(request: Request) -> tuple[str, object]:
         """('image', bytes) or ('pixels', uint8 28×28) from a multipart upload or a JSON body."""
@@ -353,18 +356,16 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
         the context, `pattern` is a regular expression every line must match."""
         name, r = pick(model)
         check_top_k(r, top_k)
+        args = dict(top_k=top_k, budget=READ_BUDGET_SECONDS, charset=charset, reader=reader, lexicon=lexicon,
+                    lm_weight=lm_weight, pattern=pattern, alternatives=alternatives, decoder=decoder)
         try:
-            args = dict(top_k=top_k, budget=READ_BUDGET_SECONDS, charset=charset, reader=reader, lexicon=lexicon,
-                        lm_weight=lm_weight, pattern=pattern, alternatives=alternatives, decoder=decoder)
-            r.read_checks(**args)
+            options = r.read_options(**args)
         except ConfigError as e:
-            field = str(e).split(":")[0].split(" ")[0]  # every message begins with the name of its field
-            raise RequestValidationError([{"type": "value_error", "loc": ["query", field],
-                                           "input": args.get(field), "msg": str(e)}]) from None
+            raise invalid(e, args.get(e.field)) from None
         kind, value = await image_from(request)
         if kind == "pixels":
             raise HTTPException(422, "read needs an image ('image' or an upload), not a 28×28 'pixels' array")
-        reading = await batchers[name].run(lambda: r.read(value, **args))
+        reading = await batchers[name].run(lambda: r.read_with(value, options))
         return {"model": name, "reader": reading.reader, "text": reading.text, "characters": [
             {"character": c.character, "confidence": c.confidence, "box": list(c.box),
              "predictions": predictions(c.top)} for c in reading.characters],

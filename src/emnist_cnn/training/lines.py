@@ -38,6 +38,33 @@ def ctc_loss(log_probs: torch.Tensor, widths: torch.Tensor, targets: list[list[i
                       reduction="mean", zero_infinity=True)
 
 
+def train_lines_one_epoch(cfg: Config, model, optimizer, scheduler, ema, bank: CharacterBank, steps: range,
+                          precision: str, progress: bool = True, desc: str = "") -> dict:
+    """One epoch of CTC training on the synthetic lines of `steps`; the epoch's training figures."""
+    from tqdm import tqdm
+    device = next(model.parameters()).device
+    blank = len(bank.classes)
+    model.train()
+    start, loss_sum, lines = time.perf_counter(), 0.0, 0
+    for step in tqdm(steps, desc=desc, disable=not progress, leave=False, unit="batch", mininterval=1.0):
+        batch = batch_of_lines(bank, cfg.batch_size, cfg.seed, step, training=True)
+        x = normalize(batch.images.to(device), cfg.normalize_mean, cfg.normalize_std)
+        with autocast(device, precision):
+            out = model(x.contiguous(memory_format=torch.channels_last))
+        loss = ctc_loss(out.float().log_softmax(-1), batch.widths, batch.targets, blank, model.stride)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # CTC's early steps spike
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        loss_sum += float(loss.detach()) * len(batch.texts)
+        lines += len(batch.texts)
+    seconds = time.perf_counter() - start
+    return {"train_loss": loss_sum / max(lines, 1), "train_seconds": seconds, "lines_per_second": lines / seconds}
+
+
 def line_meta(cfg: Config, data: Dataset, classes: list[str], env: dict, parameters: int) -> dict:
     return {"architecture": cfg.architecture, "model_args": {"dropout": cfg.dropout}, "reads": "line",
             "height": LINE_HEIGHT, "classes": classes,
@@ -50,7 +77,6 @@ def train_lines(cfg: Config, *, new_run_dir, data: Dataset | None = None, progre
                 log=print) -> Path:
     """Train a line model per cfg; returns the run directory (made by new_run_dir(cfg): loop.train's, which
     calls this for a line architecture)."""
-    from tqdm import tqdm
     if resolve_split(cfg).split == "folder":
         raise ConfigError(f"architecture {cfg.architecture!r} reads lines: it trains on an EMNIST split's "
                           f"characters composed into lines, not on an image folder")
@@ -76,33 +102,14 @@ def train_lines(cfg: Config, *, new_run_dir, data: Dataset | None = None, progre
     write_json(run_dir / "config.json", {**cfg.to_dict(), "_environment": env})
     log(f"run {run_dir}: lines of {data.name} characters ({len(data.train[1])} train), {cfg.architecture} "
         f"({meta['parameters']:,} parameters), {device} {precision}, {total_steps} steps of {cfg.batch_size} lines")
-    blank, eval_model = len(classes), (ema.model if ema is not None else model)
+    eval_model = ema.model if ema is not None else model
     rows, best = [], math.inf
-    step = 0
     for epoch in range(math.ceil(cfg.epochs)):
-        model.train()
-        start, loss_sum, lines = time.perf_counter(), 0.0, 0
-        steps = min(steps_per_epoch, total_steps - step)
-        for _ in tqdm(range(steps), desc=f"epoch {epoch + 1}/{math.ceil(cfg.epochs)}", disable=not progress,
-                      leave=False, unit="batch", mininterval=1.0):
-            batch = batch_of_lines(train_bank, cfg.batch_size, cfg.seed, step, training=True)
-            x = normalize(batch.images.to(device), cfg.normalize_mean, cfg.normalize_std)
-            with autocast(device, precision):
-                out = model(x.contiguous(memory_format=torch.channels_last))
-            loss = ctc_loss(out.float().log_softmax(-1), batch.widths, batch.targets, blank, model.stride)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # CTC's early steps spike
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update(model)
-            loss_sum += float(loss.detach()) * len(batch.texts)
-            lines += len(batch.texts)
-            step += 1
-        seconds = time.perf_counter() - start
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / max(lines, 1),
-               "train_seconds": seconds, "lines_per_second": lines / seconds}
+        first = epoch * steps_per_epoch  # batches are a function of (seed, step): an epoch is a range of steps
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        row.update(train_lines_one_epoch(cfg, model, optimizer, scheduler, ema, train_bank, range(
+            first, min(first + steps_per_epoch, total_steps)), precision, progress, f"epoch {epoch + 1}/"
+            f"{math.ceil(cfg.epochs)}"))
         if val_bank is not None and cfg.val_every > 0:
             val = evaluate_lines(eval_model, val_bank, lines_for(len(data.val[1]), VAL_LINES), cfg.seed + 1,
                                  cfg.normalize_mean, cfg.normalize_std, device, precision)
