@@ -83,6 +83,15 @@ def table(rows: list[dict], columns: list[str], markdown: bool = False) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
+def save_figure(fig, name: str, dpi: int = 100) -> Path:
+    """docs/NAME.png: a figure the README shows."""
+    fig.tight_layout()
+    out = Path(__file__).resolve().parents[1] / "docs" / f"{name}.png"
+    fig.savefig(out, dpi=dpi)
+    print(f"wrote {out}")
+    return out
+
+
 def write_results(name: str, payload: dict, per_machine: bool = False) -> Path:
     """RESULTS/NAME.json; a timing (per_machine) goes to NAME-CPUKIND.json, one file per kind of CPU measured."""
     RESULTS.mkdir(parents=True, exist_ok=True)

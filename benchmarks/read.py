@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import setup_data_dir, table, write_results  # noqa: E402
+from common import save_figure, setup_data_dir, table, write_results  # noqa: E402
 
 from emnist_cnn.config import get_preset  # noqa: E402
 from emnist_cnn.data import dataset_for  # noqa: E402
@@ -207,10 +207,7 @@ def figure(recognizer: Recognizer, bank: CharacterBank) -> None:
         for ax in (left, right):
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.tight_layout()
-    out = Path(__file__).resolve().parents[1] / "docs" / "read.png"
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
+    save_figure(fig, "read", dpi=110)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,23 @@ def test_texts_hold_words_digits_and_mixtures():
     assert all(d.replace(" ", "").isdigit() for d in digits)
 
 
+def test_stroke_width_measures_strokes_and_thin_ones_are_widened():
+    for width in (2, 5, 8):
+        bars = np.zeros((60, 200), np.float32)
+        bars[10:50, 20:20 + width] = bars[10:50, 60:60 + width] = 1  # two upright strokes...
+        bars[28:28 + width, 20:180] = 1                              # ...and one across
+        assert abs(L.stroke_width(bars) - width) < 0.25 * width + 0.5
+    # a fine pen's line is widened toward EMNIST's width in its form; a broad one is left as it is
+    thin, broad = np.zeros((100, 400), np.float32), np.zeros((100, 400), np.float32)
+    for x in range(40, 400, 60):
+        thin[10:90, x:x + 2] = 255
+        broad[10:90, x:x + 16] = 255
+    before, after = L.stroke_width(L.line_form(thin)), L.stroke_width(L.line_form_of_writing(thin))
+    assert before < L.THIN_STROKE and after > before + 1
+    assert L.stroke_width(L.line_form(broad)) >= L.THIN_STROKE
+    assert np.array_equal(L.line_form_of_writing(broad), L.line_form(broad))
+
+
 def test_line_form_of_one_line_matches_the_batch_form(bank):
     batch = L.batch_of_lines(bank, 1, 2, 0)
     width = int(batch.widths[0])
@@ -111,6 +128,14 @@ def test_context_settles_look_alikes():
     assert decode.beam_search(book, CLASSES, words, 1.0)[0].text == "BOOK"
     number = tied([("4", "A"), ("L", "1"), ("6", "G"), ("7", "T")])
     assert decode.beam_search(number, CLASSES, words, 1.0)[0].text == "4167"
+
+
+def test_a_step_where_only_a_space_is_probable_keeps_the_reading():
+    # a wide gap read as space at the line's start and twice between two characters, no blank in between: the
+    # space is a gap there, and the reading goes on (dropping those steps' mass left no prefix and no reading)
+    lp = peaky("  4  1", confidence=0.999)
+    assert decode.beam_search(lp, CLASSES)[0].text == "4 1"
+    assert decode.beam_search(lp, CLASSES, decode.english_lexicon(), 1.0)[0].text == "4 1"
 
 
 def test_ctc_log_likelihood_sums_every_alignment():

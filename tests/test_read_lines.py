@@ -3,7 +3,7 @@ strokes (not EMNIST), spaced, touching, constrained, on several lines."""
 import json
 
 import pytest
-from helpers import LETTERS, line_image, png
+from helpers import LETTERS, hershey_line, line_image, png
 from PIL import Image
 from real_model import DIGITS
 
@@ -131,6 +131,14 @@ def test_read_over_rest(reader):
         assert reply.json()["detail"][0]["loc"] == ["query", field], reply.json()
     reply = client.post("/api/v1/read?reader=components", files={"file": ("n.png", image, "image/png")})
     assert reply.status_code == 200 and reply.json()["reader"] == "components"
+
+
+def test_a_fine_pen_is_read_as_a_broad_one(reader):
+    # a stroke font (other strokes than EMNIST's) drawn with a pen 3% of the capital height, and with one 9%: the
+    # fine strokes are widened before reading (the 2 of 2358 was read as 7 without)
+    for pen in (2, 6):
+        read = [reader.read(png(hershey_line(t, pen=pen))).text.lower() for t in ("HOTEL", "garden", "2358", "silver")]
+        assert read == ["hotel", "garden", "2358", "silver"], pen
 
 
 def test_single_characters_still_go_to_the_character_model(reader):

@@ -229,7 +229,12 @@ def beam_search(log_probs: np.ndarray, classes: list[str], lm: WordModel | None 
                     continue
                 c = classes[k]
                 if c == SPACE and (not prefix or prefix.endswith(SPACE)):
-                    continue  # no leading or double spaces
+                    # a space before the first character or after a space is no character of the text but a
+                    # gap, and its mass stays with the prefix (dropped, a step where only a space is probable,
+                    # as a wide gap can be, would end every prefix and leave no reading at all)
+                    cell, state = nxt[prefix], 1 if prefix else 0  # the space goes on / the line has not begun
+                    cell[state] = lse(cell[state], total + p)
+                    continue
                 if prefix and prefix[-1] == c:
                     cell = nxt[prefix]  # a repeat without a blank between stays the same character
                     cell[1] = lse(cell[1], nb + p)

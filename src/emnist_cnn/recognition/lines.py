@@ -14,7 +14,7 @@ import torch
 
 from ..data import normalize
 from ..data.ink import ink_box
-from ..data.lines import LINE_INK, LINE_MARGIN, line_form
+from ..data.lines import LINE_INK, LINE_MARGIN, line_form_of_writing
 from ..errors import ConfigError, ImageError
 from ..models import load_model
 from .charset import allowed as charset_mask
@@ -124,7 +124,8 @@ class LineReader:
             band = ink[top:bottom]
             x0, y0, x1, y1 = ink_box(band > 0)
             pieces.append((x0, top + y0, x1, top + y1))
-            forms.append(np.pad(line_form(band), ((0, 0), (LEAD, 0))))  # line_form crops to the ink itself
+            form = line_form_of_writing(band)  # line_form crops to the ink itself
+            forms.append(np.pad(form, ((0, 0), (LEAD, 0))))
         all_lp = self.log_probs(forms)
         keep = None if options.mask is None else np.concatenate([options.mask, [True]])
         margin = LINE_MARGIN + LEAD  # line form columns before the ink
