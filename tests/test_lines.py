@@ -172,6 +172,11 @@ def test_rescoring_brings_back_a_lexicon_word_the_beam_lost():
     lost = [decode.Candidate("GRACDCHIID", 0.0)]
     assert decode.rescore(lp, lost, CLASSES, words, 1.0)[0].text == "GRANDCHILD"
     assert decode.rescore(lp, lost, CLASSES, words, 0.0) == lost      # no context: as the beam read it
+    # a long line of unknown words gets as many variants as the work bound allows, not one per near word each
+    long = " ".join(["HAUSE"] * 40)
+    lp_long = peaky("_" + "_".join(long) + "_")
+    rescored = decode.rescore(lp_long, [decode.Candidate(long, 0.0)], CLASSES, words, 1.0)
+    assert 1 < len(rescored) and len(rescored) * len(lp_long) * (2 * len(long) + 1) <= decode.RESCORE_CELLS
     # a word outside the lexicon that the model reads with certainty stays as read, near words or not
     assert "house" in words.near("HOUSX")
     code = peaky("_H_O_U_S_X_", confidence=0.99)

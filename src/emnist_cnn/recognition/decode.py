@@ -40,6 +40,8 @@ SPACE = " "
 NEG = -1e30
 PATTERN_SECONDS = 0.05  # one partial match of a prefix; real patterns take microseconds
 NEAR_WORDS = 8          # lexicon words tried in place of an unknown word, per length
+RESCORE_CELLS = 2_000_000  # CTC lattice cells (steps × target states) rescored per line at most, about 30 ms:
+                           # a long line of many unknown words gets fewer variants, never a stall
 
 
 def lse(a: float, b: float) -> float:
@@ -283,16 +285,21 @@ def ctc_log_likelihood(log_probs: np.ndarray, texts: list[str], classes: list[st
 
 
 def rescore(log_probs: np.ndarray, candidates: list[Candidate], classes: list[str], lm: WordModel,
-            lm_weight: float, pattern=None) -> list[Candidate]:
+            lm_weight: float, pattern=None, deadline: float | None = None) -> list[Candidate]:
     """The beam's candidates, and the best one with each word outside the lexicon replaced by a near word of it
-    (as written, Capitalised, in capitals), each scored whole: CTC log-likelihood + lm_weight × context."""
+    (as written, Capitalised, in capitals), each scored whole: CTC log-likelihood + lm_weight × context; as many
+    variants as RESCORE_CELLS allows, within the deadline (time.monotonic())."""
     if not candidates or lm is None or lm_weight <= 0:
         return candidates
     texts = dict.fromkeys(c.text for c in candidates)
     words = candidates[0].text.split(SPACE)
+    # each reading costs its CTC lattice: steps × (2 × characters + 1); a variant is an edit or two longer at most
+    most = max(len(texts), RESCORE_CELLS // (len(log_probs) * (2 * len(candidates[0].text) + 5)))
     for i, word in enumerate(words):
-        if len(word) < 2 or not word.isalpha() or lm.knows(word):
+        if len(word) < 2 or not word.isalpha() or lm.knows(word) or len(texts) >= most:
             continue
+        if deadline is not None and time.monotonic() > deadline:
+            raise OverBudget("reading this image took longer than its time budget")
         for near in lm.near(word):
             for form in (near, near.capitalize(), near.upper()):
                 k = classes_of(form, classes)
@@ -300,7 +307,7 @@ def rescore(log_probs: np.ndarray, candidates: list[Candidate], classes: list[st
                     texts[SPACE.join(words[:i] + ["".join(classes[j] for j in k)] + words[i + 1:])] = None
     if pattern is not None:
         texts = {t: None for t in texts if matches(pattern, t)}
-    texts = list(texts)
+    texts = list(texts)[:most]
     if not texts:
         return candidates
     ctc = ctc_log_likelihood(log_probs, texts, classes)

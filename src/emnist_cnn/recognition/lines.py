@@ -142,7 +142,7 @@ class LineReader:
                 best = beam_search(lp, self.classes, lm, lm_weight if decoder == "beam" else 0.0, compiled,
                                    BEAM if decoder == "beam" else 1, deadline=deadline) or [Candidate("", 0.0)]
                 if decoder == "beam":
-                    best = rescore(lp, best, self.classes, lm, lm_weight, compiled)
+                    best = rescore(lp, best, self.classes, lm, lm_weight, compiled, deadline)
             scores = np.array([c.score for c in best[:options.alternatives]])
             shares = np.exp(scores - scores.max())
             shares /= shares.sum()
