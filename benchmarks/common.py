@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from emnist_cnn.files import write_json
@@ -65,6 +66,23 @@ def train_cli(args: list[str], out_dir: str | Path) -> tuple[Path, float]:
     if proc.returncode != 0:
         raise SystemExit(f"emnist-cnn train {' '.join(args)} failed:\n{proc.stderr}")
     return Path(proc.stdout.strip().splitlines()[-1].split(": ", 1)[1]), wall  # "run directory: DIR"
+
+
+def times_ms(run, n: int, warmup: int = 1) -> list[float]:
+    """Milliseconds of each of n calls run(i), i = 0..n-1, after `warmup` calls not counted."""
+    for i in range(warmup):
+        run(i)
+    out = []
+    for i in range(n):
+        start = time.perf_counter()
+        run(i)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def percentiles(ms: list[float]) -> dict:
+    """The median and the 99th percentile of latencies in ms."""
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
 def mean_std(values) -> dict:

@@ -11,13 +11,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import setup_data_dir, table, write_results  # noqa: E402
+from common import setup_data_dir, table, times_ms, write_results  # noqa: E402
 
 from emnist_cnn.config import Config  # noqa: E402
 from emnist_cnn.data import (
@@ -28,23 +27,13 @@ from emnist_cnn.models import load_model, resolve_model_dir  # noqa: E402
 from emnist_cnn.recognition.onnx import OnnxBackend, export_onnx  # noqa: E402
 
 
-def timed(fn, x, repeats: int) -> list[float]:
-    fn(x)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - t)
-    return times
-
-
 def measure(name: str, logits, x: np.ndarray, labels: np.ndarray, batch: int, repeats: int) -> dict:
     predictions = np.concatenate([logits(x[i:i + 1024]).argmax(1) for i in range(0, len(x), 1024)])
-    one = timed(logits, x[:1], repeats * 20)
-    many = timed(logits, x[:batch], repeats)
+    one = times_ms(lambda _: logits(x[:1]), repeats * 20)
+    many = times_ms(lambda _: logits(x[:batch]), repeats)
     return {"backend": name, "accuracy": float((predictions == labels).mean()),
-            "latency_ms_batch1": statistics.median(one) * 1e3,
-            f"images_per_second_batch{batch}": batch / statistics.median(many)}
+            "latency_ms_batch1": statistics.median(one),
+            f"images_per_second_batch{batch}": batch / statistics.median(many) * 1e3}
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, write_results  # noqa: E402
+from common import percentiles, table, times_ms, write_results  # noqa: E402
 
 from emnist_cnn.evaluation import predict_logits  # noqa: E402
 from emnist_cnn.models import create_model, save_model  # noqa: E402
@@ -35,10 +35,6 @@ def handwritten_png(path: Path, rng: np.random.Generator) -> Path:
     return path
 
 
-def percentile(values, q):
-    return float(np.percentile(np.asarray(values), q))
-
-
 def measure(name: str, threads: int, pngs: list[Path], repeats: int) -> dict:
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,21 +44,15 @@ def measure(name: str, threads: int, pngs: list[Path], repeats: int) -> dict:
                                                                                              range(47)],
                                       "normalize": {"mean": 0.17, "std": 0.33}})
         recognizer = Recognizer.load(tmp)
-        for p in pngs[:20]:
-            recognizer.predict(p)  # warm-up
-        latencies = []
-        for i in range(repeats):
-            t = time.perf_counter()
-            recognizer.predict(pngs[i % len(pngs)], top_k=5)
-            latencies.append((time.perf_counter() - t) * 1000)
+        latencies = times_ms(lambda i: recognizer.predict(pngs[i % len(pngs)], top_k=5), repeats, warmup=20)
         model = recognizer.backend.model
         images = torch.randint(0, 256, (20_000, 28, 28), dtype=torch.uint8)
         predict_logits(model, images[:2048], 0.17, 0.33, torch.device("cpu"), channels_last=True)
         t = time.perf_counter()
         predict_logits(model, images, 0.17, 0.33, torch.device("cpu"), batch_size=256, channels_last=True)
         throughput = len(images) / (time.perf_counter() - t)
-    return {"model": name, "threads": threads, "single_image_ms": {"p50": percentile(latencies, 50),
-                                                                   "p99": percentile(latencies, 99),
+    p = percentiles(latencies)
+    return {"model": name, "threads": threads, "single_image_ms": {"p50": p["p50_ms"], "p99": p["p99_ms"],
                                                                    "mean": statistics.fmean(latencies)},
             "batch_images_per_second": throughput, "repeats": repeats}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import setup_data_dir, table, write_results  # noqa: E402
+from common import setup_data_dir, table, times_ms, write_results  # noqa: E402
 
 from emnist_cnn.data import ink, load_split, paper, preprocess  # noqa: E402
 from emnist_cnn.models.pretrained import DEFAULT as DEFAULT_MODEL  # noqa: E402
@@ -45,13 +45,7 @@ def accuracy(recognizer: Recognizer, files: list[bytes], labels: np.ndarray, cla
 
 
 def median_ms(run, n: int) -> float:
-    run()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+    return float(np.median(times_ms(lambda _: run(), n)))
 
 
 def timings(recognizer: Recognizer, character: np.ndarray) -> dict:

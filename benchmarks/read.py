@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save_figure, setup_data_dir, table, write_results  # noqa: E402
+from common import percentiles, save_figure, setup_data_dir, table, times_ms, write_results  # noqa: E402
 
 from emnist_cnn.config import get_preset  # noqa: E402
 from emnist_cnn.data import dataset_for  # noqa: E402
@@ -73,11 +72,6 @@ def read_all(recognizer: Recognizer, files: list[bytes], **options) -> list[str]
     return out
 
 
-def percentiles(values: list[float]) -> dict:
-    values = sorted(values)
-    return {"p50_ms": statistics.median(values), "p99_ms": values[min(len(values) - 1, int(0.99 * len(values)))]}
-
-
 def latency(recognizer: Recognizer, bank: CharacterBank, repeats: int) -> dict:
     """read() of 10-character lines end to end (PNG in, text out), at 1 and 2 threads, and through REST."""
     from fastapi.testclient import TestClient
@@ -91,25 +85,17 @@ def latency(recognizer: Recognizer, bank: CharacterBank, repeats: int) -> dict:
     threads = torch.get_num_threads()
     for n in (1, 2):
         torch.set_num_threads(n)
-        for f in files[:3]:
-            recognizer.read(f)
-        times = []
-        for i in range(repeats):
-            start = time.perf_counter()
-            recognizer.read(files[i % len(files)])
-            times.append((time.perf_counter() - start) * 1000)
+        times = times_ms(lambda i: recognizer.read(files[i % len(files)]), repeats, warmup=3)
         out[f"threads_{n}"] = percentiles(times)
     # REST as `emnist-cnn serve` runs it: torch on one thread (the model thread shares the cores with the event
     # loop; two would spin against it: p50 about 20 ms here instead of 14)
     torch.set_num_threads(1)
     client = TestClient(create_app(recognizer))
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
+
+    def post(i: int) -> None:
         reply = client.post("/api/v1/read", files={"file": ("line.png", files[i % len(files)], "image/png")})
-        times.append((time.perf_counter() - start) * 1000)
         assert reply.status_code == 200, reply.text
-    out["rest"] = percentiles(times)
+    out["rest"] = percentiles(times_ms(post, repeats, warmup=0))
     torch.set_num_threads(threads)
     return out
 
