@@ -62,6 +62,15 @@ def lines_of(bank: CharacterBank, kind: str, spacing: str, n: int, seed: int) ->
     return files, truths
 
 
+def stroke_widths(files: list[bytes]) -> dict:
+    """Percentiles of the strokes' width in each line's form as read makes it before widening any
+    (data.lines.stroke_width of line_form): what THIN_STROKE and STROKE are set from."""
+    from emnist_cnn.data import preprocess
+    from emnist_cnn.data.lines import line_form, stroke_width
+    widths = [stroke_width(line_form(preprocess.ink_map(preprocess.open_image(f))[0])) for f in files]
+    return {f"p{q}": round(float(np.percentile(widths, q)), 2) for q in (10, 50, 90)}
+
+
 def read_all(recognizer: Recognizer, files: list[bytes], **options) -> list[str]:
     out = []
     for f in files:
@@ -87,15 +96,16 @@ def latency(recognizer: Recognizer, bank: CharacterBank, repeats: int) -> dict:
         torch.set_num_threads(n)
         times = times_ms(lambda i: recognizer.read(files[i % len(files)]), repeats, warmup=3)
         out[f"threads_{n}"] = percentiles(times)
-    # REST as `emnist-cnn serve` runs it: torch on one thread (the model thread shares the cores with the event
-    # loop; two would spin against it: p50 about 20 ms here instead of 14)
-    torch.set_num_threads(1)
+    # REST as `emnist-cnn serve` runs it ("rest"): torch on one thread, since the model thread shares the cores
+    # with the event loop; and on two, to compare
     client = TestClient(create_app(recognizer))
 
     def post(i: int) -> None:
         reply = client.post("/api/v1/read", files={"file": ("line.png", files[i % len(files)], "image/png")})
         assert reply.status_code == 200, reply.text
-    out["rest"] = percentiles(times_ms(post, repeats, warmup=0))
+    for n, key in ((1, "rest"), (2, "rest_torch_2_threads")):
+        torch.set_num_threads(n)
+        out[key] = percentiles(times_ms(post, repeats, warmup=3))
     torch.set_num_threads(threads)
     return out
 
@@ -123,9 +133,10 @@ def main() -> None:
         "lines + context": dict(reader="lines"),
         "lines + context + charset": dict(reader="lines"),
     }
-    rows, results = [], []
+    rows, results, widths = [], [], {}
     for cell, (spacing, (kind, charset)) in enumerate((s, k) for s in SPACINGS for k in KINDS.items()):
         files, truths = lines_of(bank, kind, spacing, args.n, seed=1000 + cell)
+        widths[f"{spacing} {kind}"] = stroke_widths(files)
         for name, options in readers.items():
             if name.endswith("charset"):
                 options = {**options, "charset": charset}
@@ -141,7 +152,7 @@ def main() -> None:
     path = write_results("read", {"data": f"{args.split} test part (LOCAL corpus)", "lines_per_cell": args.n,
                                   "targets": "touching CER <= 5% with context and >= 5x lower than components; "
                                              "spaced words >= 95% exact; digits >= 97% exact with charset=digits",
-                                  "results": results})
+                                  "results": results, "stroke_widths": widths})
     speed_path = write_results("read_latency", {"line": "10 characters, PNG in, text out", **speed},
                                per_machine=True)
     for spacing in SPACINGS:  # the README's table: per spacing and kind, CER / exact lines for each reader

@@ -30,8 +30,8 @@ CAP = 34               # capital height in the composing canvas, before line_for
 TILE = 64              # side of the square a character is drawn into before it is placed
 BASELINE = 46           # tile row of the baseline: room above for tall capitals, below for descenders
 SPACE = " "            # the class the line model answers for a gap between words
-STROKE = 4.5           # EMNIST's stroke width in the line form (stroke_width of composed lines: median 4.6 for
-THIN_STROKE = 3.5      # words, 5.2 digits; 10th percentile 3.9, 4.4); thinner than THIN_STROKE is widened to STROKE
+STROKE = 4.5           # EMNIST's stroke width in the line form (stroke_width of the test lines: median 4.5-5.4 per
+THIN_STROKE = 3.5      # cell, 10th percentile 3.8-4.5; read.json); thinner than THIN_STROKE is widened to STROKE
 
 # Where lowercase letters sit relative to capitals (height as a share of a capital, shift down as a share).
 X_HEIGHT = set("acemnorsuvwxz")
@@ -380,8 +380,8 @@ def line_form_of_writing(ink: np.ndarray) -> np.ndarray:
     width = stroke_width(form)
     if width >= THIN_STROKE:
         return form
-    rows = np.flatnonzero(ink.max(axis=1) > 0)
-    zoom = LINE_INK / (rows[-1] + 1 - rows[0])  # form pixels per ink-map pixel
+    _, top, _, bottom = ink_box(ink > 0)
+    zoom = LINE_INK / (bottom - top)  # form pixels per ink-map pixel
     return line_form(maximum_filter(ink, size=int(round((STROKE - width) / zoom)) + 1))
 
 

@@ -159,7 +159,7 @@ class Recognizer:
                                    not budget >= 0):
             raise ConfigError(f"budget: expected seconds >= 0 or None, found {budget!r}", field="budget")
         if reader == "components":
-            return ReadOptions(reader, top_k, budget, self.checked(top_k, charset))
+            return ReadOptions(reader, top_k, budget, None if charset is None else self.allowed(charset))
         if not (isinstance(lm_weight, (int, float)) and np.isfinite(lm_weight) and lm_weight >= 0):
             raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}", field="lm_weight")
         if decoder not in DECODERS:

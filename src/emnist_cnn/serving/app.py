@@ -355,7 +355,6 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
         components (separate characters); `charset` constrains every character, `lexicon` and `lm_weight` set
         the context, `pattern` is a regular expression every line must match."""
         name, r = pick(model)
-        check_top_k(r, top_k)
         args = dict(top_k=top_k, budget=READ_BUDGET_SECONDS, charset=charset, reader=reader, lexicon=lexicon,
                     lm_weight=lm_weight, pattern=pattern, alternatives=alternatives, decoder=decoder)
         try:
