@@ -138,6 +138,18 @@ def test_a_step_where_only_a_space_is_probable_keeps_the_reading():
     assert decode.beam_search(lp, CLASSES, decode.english_lexicon(), 1.0)[0].text == "4 1"
 
 
+def test_a_reading_that_ends_in_a_gap_counts_its_last_word_once():
+    # the beam's context for a text is what WordModel.score gives it whole, whether the line's last steps read a
+    # space (a gap after the last word, which ends that word) or not; the end of a word was counted twice there
+    words = decode.WordModel({"HOT": 1.0, "HOTEL": 1.0})
+    for path in ("_H_O_T_", "_H_O_T_ _"):
+        lp = peaky(path, confidence=0.999)
+        best = decode.beam_search(lp, CLASSES, words, 1.0)[0]
+        ctc = decode.ctc_log_likelihood(lp, [path.replace("_", "")], CLASSES)[0]  # the mass of all its paths
+        assert best.text == "HOT"
+        assert best.score == pytest.approx(ctc + words.score("HOT"), abs=0.02)
+
+
 def test_ctc_log_likelihood_sums_every_alignment():
     import itertools
     classes = ["A", "B", " "]

@@ -2,6 +2,7 @@
 strokes (not EMNIST), spaced, touching, constrained, on several lines."""
 import json
 
+import numpy as np
 import pytest
 from helpers import LETTERS, hershey_line, line_image, png
 from PIL import Image
@@ -43,6 +44,24 @@ def test_a_narrow_first_character_is_read(reader):
     for gap in (20, 40):
         assert reader.read(png(written("1740", gap=gap)), charset="digits").text == "1740", gap
     assert reader.read(png(written("17", gap=40)), charset="digits").text == "17"
+
+
+def test_the_model_reads_each_line_with_blank_after_it_and_only_its_own_steps(reader):
+    # lines of different widths in one batch: each gets its own width // stride steps, whatever the padding after
+    # it (at least TRAIL columns: in training a line is followed by its batch's padding). Steps over the padding
+    # are no reading: the model was never taught to keep quiet there (read with them, "3235" came out "3235 1")
+    from emnist_cnn.models.line_models import greedy
+    from emnist_cnn.recognition import lines as reading_lines
+    lines = reader.lines
+    form = np.zeros((32, 90), np.float32)
+    form[6:26, 10:14] = form[6:26, 40:44] = form[6:26, 70:74] = 1.0  # three bars, wide apart: 1 1 1
+    short = form[:, :50]
+    alone, together = lines.log_probs([short])[0], lines.log_probs([form, short])[1]
+    assert len(alone) == len(together) == 50 // lines.model.stride
+    # more padding after it changes little: the same best path, probabilities within 0.1
+    assert greedy(alone, lines.blank) == greedy(together, lines.blank) == [1, lines.index[" "], 1]
+    assert np.allclose(np.exp(alone), np.exp(together), atol=0.1)
+    assert reading_lines.TRAIL >= lines.model.stride
 
 
 def test_touching_characters_are_read_where_components_cannot(reader):

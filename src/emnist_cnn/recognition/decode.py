@@ -93,14 +93,13 @@ class WordModel:
                                      score_cutoff=edits, limit=NEAR_WORDS)
         return [near for near, _, _ in sorted(found, key=lambda f: f[1])]
 
+    def step(self, text: str, c: str) -> float:
+        """What the context adds for text going on with c; a space ends the word so far."""
+        return self.log_p(text.rsplit(SPACE, 1)[-1], self.END if c == SPACE else c)
+
     def score(self, text: str) -> float:
-        """The context's log score of a whole text: what beam search adds up along the way."""
-        total = 0.0
-        for word in text.split(SPACE):
-            for i, c in enumerate(word):
-                total += self.log_p(word[:i], c)
-            total += self.log_p(word, self.END)
-        return total
+        """The context's log score of a whole text, its last word ended: the steps beam search adds up."""
+        return sum(self.step(text[:i], c) for i, c in enumerate(text + SPACE))
 
     @functools.lru_cache(maxsize=200_000)  # noqa: B019 - one model per lexicon, kept for the process
     def log_p(self, word: str, c: str) -> float:
@@ -209,9 +208,7 @@ def beam_search(log_probs: np.ndarray, classes: list[str], lm: WordModel | None 
             return None
         if not use_lm:
             return context[prefix]
-        word = prefix.rsplit(SPACE, 1)[-1]
-        step = lm.log_p(word, WordModel.END if c == SPACE else c)
-        return context[prefix] + lm_weight * step
+        return context[prefix] + lm_weight * lm.step(prefix, c)
 
     for t in range(len(log_probs)):
         if deadline is not None and time.monotonic() > deadline:
@@ -260,8 +257,8 @@ def beam_search(log_probs: np.ndarray, classes: list[str], lm: WordModel | None 
     for prefix, (b, nb) in beams.items():
         text = prefix.rstrip(SPACE)
         score = lse(b, nb) + context[prefix]
-        if use_lm and text:
-            score += lm_weight * lm.log_p(text.rsplit(SPACE, 1)[-1], WordModel.END)
+        if use_lm and text and not prefix.endswith(SPACE):  # a space already ended the last word
+            score += lm_weight * lm.step(prefix, SPACE)
         if pattern is not None and not matches(pattern, text):
             continue
         out.append(Candidate(text, score))
