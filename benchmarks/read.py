@@ -11,6 +11,7 @@ c from C), computed with rapidfuzz's Levenshtein distance.
     python benchmarks/read.py                 # 2,004 lines -> results/read.json (+ read_latency-CPUKIND.json)
     python benchmarks/read.py --tune          # choose lm_weight on validation lines (train part) -> read_tuning.json
     python benchmarks/read.py --figure        # docs/read.png: lines as given, the strip the model saw, the answers
+    python benchmarks/read.py --line-model DIR   # another line model on the same test lines -> results/read_DIR.json
 """
 from __future__ import annotations
 
@@ -134,10 +135,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200, help="reads per latency figure")
     parser.add_argument("--tune", action="store_true", help="choose lm_weight on validation lines instead")
     parser.add_argument("--figure", action="store_true", help="draw docs/read.png instead")
+    parser.add_argument("--line-model", help="another line model (a run or model directory) instead of the shipped "
+                        "one: the same test lines, results -> read_<its directory's name>.json, no latency")
     args = parser.parse_args()
     setup_data_dir()
     data = dataset_for(get_preset("read-lines").replace(split=args.split))
-    recognizer = Recognizer.load()  # the default: bymerge47 for components, the shipped line model for lines
+    # the default: bymerge47 for components, the shipped line model for lines
+    recognizer = Recognizer.load(lines=args.line_model or "auto")
     classes = recognizer.lines.classes
     if args.tune:
         return tune(recognizer, CharacterBank(*data.val, classes), args)
@@ -168,13 +172,13 @@ def main() -> None:
                             "examples": [[t, r] for t, r in zip(truths[:5], reads[:5])]})
             print(f"{spacing} {kind} {name}: CER {s['cer']:.4f} exact {s['exact']:.3f}", flush=True)
     ceiling = digit_ceiling(recognizer, bank, digit_truths)
-    speed = latency(recognizer, bank, args.repeats)
-    path = write_results("read", {"data": f"{args.split} test part (LOCAL corpus)", "lines_per_cell": args.n,
+    name = f"read_{Path(args.line_model).resolve().name}" if args.line_model else "read"
+    path = write_results(name, {"data": f"{args.split} test part (LOCAL corpus)", "lines_per_cell": args.n,
+                                "line_model": {"name": recognizer.lines.meta.get("name", recognizer.lines.name),
+                                               "trained_at": recognizer.lines.meta.get("git_revision")},
                                   "targets": "touching CER <= 5% with context and >= 5x lower than components; "
                                              "spaced words >= 95% exact; digits >= 97% exact with charset=digits",
-                                  "results": results, "stroke_widths": widths, "digit_ceiling": ceiling})
-    speed_path = write_results("read_latency", {"line": "10 characters, PNG in, text out", **speed},
-                               per_machine=True)
+                                "results": results, "stroke_widths": widths, "digit_ceiling": ceiling})
     for spacing in SPACINGS:  # the README's table: per spacing and kind, CER / exact lines for each reader
         for kind in KINDS:
             cells = {r["reader"]: f"{100 * r['cer']:.1f}% / {100 * r['exact']:.1f}%" for r in results
@@ -183,9 +187,15 @@ def main() -> None:
     print(table(rows, list(rows[0]), markdown=True))
     print(f"digits read one by one by {ceiling['character_model']} (charset digits): {ceiling['accuracy']:.4f}; "
           "exact digit lines at that accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in ceiling["exact_lines"].items()))
+    print(f"wrote {path}")
+    if args.line_model:
+        return
+    speed = latency(recognizer, bank, args.repeats)
+    speed_path = write_results("read_latency", {"line": "10 characters, PNG in, text out", **speed},
+                               per_machine=True)
     print("latency of a 10-character line (ms): " + ", ".join(
         f"{k} p50 {v['p50_ms']:.1f} p99 {v['p99_ms']:.1f}" for k, v in speed.items()))
-    print(f"wrote {path} and {speed_path}")
+    print(f"wrote {speed_path}")
 
 
 def tune(recognizer: Recognizer, bank: CharacterBank, args) -> None:

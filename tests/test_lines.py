@@ -51,6 +51,18 @@ def test_touching_lines_overlap_and_spaced_lines_do_not(bank):
     assert spaced > tight > touching  # the same texts and characters, closer together: narrower lines
 
 
+def test_a_line_keeps_its_writers_spacing():
+    spacing = L.Spacing(-0.3, 0.5)
+    owner = torch.arange(200).repeat_interleave(10)  # 200 lines of 10 characters
+    gaps = L.character_gaps(spacing, owner, 200, torch.Generator().manual_seed(0)).view(200, 10)
+    assert gaps.min() >= spacing.low and gaps.max() <= spacing.high
+    assert (gaps.amax(dim=1) - gaps.amin(dim=1)).max() <= 2 * L.GAP_SPREAD + 1e-6  # one writer's gaps agree
+    assert gaps.mean(dim=1).std() > 0.15  # writers differ: wide spacers and tight ones
+    # lines of the widest spacing: every gap wide, as such a writer writes (drawn gap by gap, about one line in
+    # 100,000: (0.25 / 0.8) ** 10)
+    assert (gaps.amin(dim=1) > 0.25).float().mean() > 0.1
+
+
 def test_texts_hold_words_digits_and_mixtures():
     rng = np.random.default_rng(0)
     words = [L.sample_text(rng, "words") for _ in range(50)]
@@ -273,7 +285,8 @@ def test_a_line_model_trains_reads_and_reports(synth_dir, tmp_path):
     from emnist_cnn.evaluation import write_report
     index = write_report(run, device="cpu", log=lambda *a: None)
     page = index.read_text()
-    assert "reading lines of" in page and "Test lines" in page and "http" not in page.split("<body>")[1]
+    # no links out ("://": base64 images may spell "http")
+    assert "reading lines of" in page and "Test lines" in page and "://" not in page.split("<body>")[1]
     summary = __import__("json").loads((run / "report" / "report.json").read_text())
     assert summary["reads"] == "line" and summary["mixed"] == metrics["mixed"]
     assert {"training_lines.png", "training.png", "lines_touching.png"} <= set(summary["figures"])
