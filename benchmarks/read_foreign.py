@@ -164,7 +164,7 @@ def edits(truths: list[str], reads: list[str]) -> dict:
     pairs = [(t.lower(), r.lower()) for t, r in zip(truths, reads)]
     ops = [(op, t[i], r[j]) if op == "replace" else (op,) for t, r in pairs for op, i, j in Levenshtein.editops(t, r)]
     swaps = Counter(f"{op[1]}>{op[2]}" for op in ops if op[0] == "replace")
-    return {"edits": len(ops), "1_as_7": ops.count(("replace", "1", "7")), "top_substitutions": swaps.most_common(3)}
+    return {"edits": len(ops), "1_as_7": swaps["1>7"], "top_substitutions": swaps.most_common(3)}
 
 
 def cells() -> list[tuple[str, str]]:
