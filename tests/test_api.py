@@ -1,5 +1,6 @@
 """The public API and the CLI's vocabulary: one function per thing the CLI does, one name per concept."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -85,6 +86,27 @@ def test_help_shows_each_field_s_comment_default_and_choices(capsys):
     assert "--precision {fp32,bf16,auto}" in text and "--optimizer {adam,adamw,sgd}" in text
     assert "--scheduler {step,onecycle,cosine,none}" in text
     assert f"{comments['precision']} (default: 'fp32')" in text
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "read", "evaluate", "report", "export", "serve"])
+def test_help_shows_a_default_once_and_never_none(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text)  # a help that says its default gets no second
+    assert "(default: test)" in text or command != "evaluate"
+
+
+def test_top_level_help_lists_every_command_but_the_deprecated_one(capsys):
+    from emnist_cnn.cli import COMMANDS, build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) - {"ensemble"} == set(COMMANDS)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "SUPPRESS" not in text and "    ensemble " not in text and ",ensemble," not in text
+    assert all(f"    {name} " in text for name in COMMANDS)
 
 
 def test_old_spellings_still_work_for_one_release_and_say_what_to_use(synth_dir, tmp_path, capsys):

@@ -280,13 +280,23 @@ def cmd_serve(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- the parser
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where its help already says it or there is none to show: argparse's
+    own prints "(default: test) (default: None)"."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_recognize_commands(sub) -> None:
     from .recognition import BACKENDS
     from .recognition.lines import DECODERS, LM_WEIGHT
     from .recognition.recognizer import READERS
     for name, func, text in (("predict", cmd_predict, "top-k characters for images of single characters"),
                              ("read", cmd_read, "read the lines of writing in images (words, numbers, codes)")):
-        c = sub.add_parser(name, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        c = sub.add_parser(name, help=text, formatter_class=DefaultsHelpFormatter)
         c.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
         c.add_argument("--model", default=DEFAULT_MODEL, help="run directory, model directory or pretrained name"
                        + (" (a line model here reads the lines)" if name == "read" else ""))
@@ -313,7 +323,7 @@ def add_recognize_commands(sub) -> None:
         c.add_argument("--json", action="store_true", help="print JSON")
         c.set_defaults(func=func)
     s = sub.add_parser("serve", help="web app with a drawing canvas, and the REST API",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     s.add_argument("--model", action="append", help=f"repeat to serve several; the first is the default "
                                                      f"(default {DEFAULT_MODEL})")
     s.add_argument("--host", default="127.0.0.1")
@@ -327,8 +337,8 @@ def add_recognize_commands(sub) -> None:
 
 
 def add_evaluate_parser(sub, name: str, help_text: str, hidden: bool = False) -> None:
-    e = sub.add_parser(name, help=help_text if not hidden else argparse.SUPPRESS,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # a subcommand given no help gets no line in `emnist-cnn --help` (help=SUPPRESS would print "==SUPPRESS==")
+    e = sub.add_parser(name, **({} if hidden else {"help": help_text}), formatter_class=DefaultsHelpFormatter)
     e.add_argument("model", nargs="+", help="run directories, model directories or pretrained names (several: "
                                             "their ensemble, the mean of their probabilities)")
     e.add_argument("--part", choices=PARTS, help="which part of the dataset (default: test)")
@@ -346,10 +356,14 @@ def add_evaluate_parser(sub, name: str, help_text: str, hidden: bool = False) ->
     e.set_defaults(func=cmd_evaluate)
 
 
+COMMANDS = ("train", "evaluate", "report", "data", "export", "models", "predict", "read", "serve")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emnist-cnn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    # the metavar lists the commands, leaving out the deprecated spelling (ensemble)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
 
     t = sub.add_parser("train", help="train a model (a preset or a recorded config, with any field overridden)")
     t.add_argument("--preset", metavar="NAME", help=f"start from a preset: {', '.join(sorted(PRESETS))}")
@@ -373,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="inspect or fetch EMNIST data").add_subparsers(dest="data_command",
                                                                                  required=True)
     i = d.add_parser("info", help="sizes, classes, per-class counts and files of a split",
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                     formatter_class=DefaultsHelpFormatter)
     i.add_argument("split")
     i.add_argument("--data-dir")
     i.add_argument("--classes")
@@ -389,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_data_fetch)
 
     x = sub.add_parser("export", help="export a model as ONNX (dynamic batch, classes and normalisation inside)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     x.add_argument("model", help="run directory, model directory or pretrained name")
     x.add_argument("--opset", type=int, default=18, help="ONNX opset")
     x.add_argument("--quantize", choices=["int8"], help="int8 (static, calibrated on the model's training images)")

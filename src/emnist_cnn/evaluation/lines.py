@@ -14,7 +14,7 @@ import torch
 
 from ..data import normalize
 from ..data.lines import SPACINGS, CharacterBank, Spacing, batch_of_lines
-from ..models.line_models import greedy
+from ..models.line_models import TRAIL, greedy
 from ..runtime import autocast
 
 CHARS_PER_LINE = 10   # about the mean of the text mix (data/lines.py TextMix)
@@ -51,9 +51,10 @@ def score(reads: list[str], truths: list[str]) -> dict:
 @torch.no_grad()
 def line_log_probs(model, images: torch.Tensor, widths: torch.Tensor, mean: float, std: float, device,
                    precision: str = "fp32") -> list[np.ndarray]:
-    """Per line, log-probabilities steps×(classes+1) over its own width (padding columns cut off)."""
+    """Per line, log-probabilities steps×(classes+1) over its own width (padding columns cut off). The batch gets
+    TRAIL blank columns more, as recognition/lines.py reads, so that the longest line is not read at the edge."""
     model.eval()
-    x = normalize(images.to(device), mean, std)
+    x = normalize(torch.nn.functional.pad(images, (0, TRAIL)).to(device), mean, std)
     with autocast(device, precision):
         out = model(x.contiguous(memory_format=torch.channels_last))
     lp = out.float().log_softmax(-1).cpu().numpy()

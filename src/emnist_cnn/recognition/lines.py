@@ -17,6 +17,7 @@ from ..data.ink import ink_box
 from ..data.lines import LINE_INK, LINE_MARGIN, line_form_of_writing
 from ..errors import ConfigError, ImageError
 from ..models import load_model
+from ..models.line_models import TRAIL
 from .charset import allowed as charset_mask
 from .decode import (
     Candidate,
@@ -38,10 +39,6 @@ LM_WEIGHT = 1.0         # the context's weight in beam search (benchmarks/read.p
 BEAM = 10               # prefixes kept per step
 LEAD = 2                # blank columns put before a line's form: a narrow first character (a bare 1) at the very
                         # edge was often dropped ("1740" read as "740"); validation lines read as well with them
-TRAIL = 8               # blank columns after every line in the batch the model reads: in training, a line is
-                        # followed by its batch's padding (lines of similar lengths, so a few columns); read with
-                        # none, a line's last character was read worse (validation lines: 11 of 2,400 read better
-                        # with 8, none worse)
 DECODERS = ("beam", "greedy")
 
 
