@@ -336,9 +336,10 @@ def add_recognize_commands(sub) -> None:
     s.set_defaults(func=cmd_serve)
 
 
-def add_evaluate_parser(sub, name: str, help_text: str, hidden: bool = False) -> None:
+def add_evaluate_parser(sub, name: str, help_text: str) -> None:
     # a subcommand given no help gets no line in `emnist-cnn --help` (help=SUPPRESS would print "==SUPPRESS==")
-    e = sub.add_parser(name, **({} if hidden else {"help": help_text}), formatter_class=DefaultsHelpFormatter)
+    shown = {} if name in DEPRECATED_COMMANDS else {"help": help_text}
+    e = sub.add_parser(name, **shown, formatter_class=DefaultsHelpFormatter)
     e.add_argument("model", nargs="+", help="run directories, model directories or pretrained names (several: "
                                             "their ensemble, the mean of their probabilities)")
     e.add_argument("--part", choices=PARTS, help="which part of the dataset (default: test)")
@@ -356,14 +357,13 @@ def add_evaluate_parser(sub, name: str, help_text: str, hidden: bool = False) ->
     e.set_defaults(func=cmd_evaluate)
 
 
-COMMANDS = ("train", "evaluate", "report", "data", "export", "models", "predict", "read", "serve")
+DEPRECATED_COMMANDS = ("ensemble",)  # still run, left out of `emnist-cnn --help`
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emnist-cnn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    # the metavar lists the commands, leaving out the deprecated spelling (ensemble)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (a preset or a recorded config, with any field overridden)")
     t.add_argument("--preset", metavar="NAME", help=f"start from a preset: {', '.join(sorted(PRESETS))}")
@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     add_evaluate_parser(sub, "evaluate", "evaluate a model (several: their ensemble) on a part of a dataset")
-    add_evaluate_parser(sub, "ensemble", "", hidden=True)  # deprecated: evaluate takes several models
+    add_evaluate_parser(sub, "ensemble", "")  # deprecated: evaluate takes several models
 
     r = sub.add_parser("report", help="write RUN_DIR/report/index.html: data, training, results, explanations")
     r.add_argument("run_dir", help="a run directory (config.json, model files, metrics.jsonl)")
@@ -413,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list architectures, presets and pretrained models")
     m.set_defaults(func=cmd_models)
     add_recognize_commands(sub)
+    sub.metavar = "{" + ",".join(c for c in sub.choices if c not in DEPRECATED_COMMANDS) + "}"
     return p
 
 
