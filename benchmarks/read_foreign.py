@@ -23,6 +23,7 @@ It is a check of how far the EMNIST-trained models carry; nothing here was used 
     python benchmarks/read_foreign.py             # 150 lines per source and kind -> results/read_foreign.json
     python benchmarks/read_foreign.py --figure    # and docs/read_foreign.png
     python benchmarks/read_foreign.py --seed 7 --n 80   # where how to widen was chosen -> read_foreign_seed_7.json
+    python benchmarks/read_foreign.py --line-model DIR  # another line model, the same lines -> read_foreign_DIR.json
 """
 from __future__ import annotations
 
@@ -177,8 +178,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=150, help="lines per source and kind of text")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--figure", action="store_true", help="also draw docs/read_foreign.png (a line per source)")
+    parser.add_argument("--line-model", help="another line model (a run or model directory) instead of the shipped "
+                        "one: the same lines, results -> read_foreign_<its directory's name>.json")
     args = parser.parse_args()
-    recognizer = Recognizer.load()
+    recognizer = Recognizer.load(lines=args.line_model or "auto")
     readers = {"components": dict(reader="components"), "components + charset": dict(reader="components"),
                "lines, greedy": dict(reader="lines", decoder="greedy"),
                "lines + context": dict(reader="lines"), "lines + context + charset": dict(reader="lines"),
@@ -210,7 +213,9 @@ def main() -> None:
     singles = single_digits(args.seed)
     # the seed the README's table comes from writes read_foreign.json; another (how to widen was chosen on 7) its own
     name = "read_foreign" if args.seed == SEED else f"read_foreign_seed_{args.seed}"
-    path = write_results(name, {
+    if args.line_model:
+        name += f"_{Path(args.line_model).resolve().name}"
+    path = write_results(name, {"line_model": recognizer.lines.meta.get("name", recognizer.lines.name),
         "data": "not EMNIST: Hershey stroke fonts (PyPI Hershey-Fonts) and UCI pen digits (scikit-learn "
                 f"load_digits); texts as read.py's, seed {args.seed}", "lines_per_cell": args.n, "results": results,
         "single_digits": singles, "stroke_widths": widths})

@@ -116,12 +116,12 @@ def random_model_dir(path, classes="abcdef"):
     return path
 
 
-def random_line_model_dir(path, classes="abcdef "):
-    """A real (untrained) crnn saved as a line model directory: what a Recognizer needs to read lines."""
+def random_line_model_dir(path, classes="abcdef ", architecture="crnn"):
+    """A real (untrained) line model saved as a line model directory: what a Recognizer needs to read lines."""
     torch.manual_seed(0)
     path.mkdir(parents=True, exist_ok=True)
-    save_model(path, create_model("crnn", num_classes=len(classes)),
-               {"architecture": "crnn", "classes": list(classes), "normalize": {"mean": 0.1, "std": 0.25},
+    save_model(path, create_model(architecture, num_classes=len(classes)),
+               {"architecture": architecture, "classes": list(classes), "normalize": {"mean": 0.1, "std": 0.25},
                 "reads": "line", "height": 32})
     return path
 

@@ -137,14 +137,18 @@ def test_server_with_onnxruntime_backend_answers_like_pytorch(model_dir):
         assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
 
 
-def test_a_line_model_exports_with_any_width_and_says_what_it_reads(tmp_path):
+@pytest.mark.parametrize("architecture", ["crnn", "crnn-wide"])
+def test_a_line_model_exports_with_any_width_and_says_what_it_reads(tmp_path, architecture):
     import onnxruntime as ort
     from helpers import random_line_model_dir
 
     from emnist_cnn.errors import ConfigError
-    line_dir = random_line_model_dir(tmp_path / "line")
+    line_dir = random_line_model_dir(tmp_path / "line", architecture=architecture)
+    export_onnx(line_dir, tmp_path / "first.onnx")  # a second export in one process lost the dynamic width
     path = export_onnx(line_dir)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 1, 32, "width"]
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["reads"] == "line" and meta["height"] == "32" and meta["stride"] == "4"
     assert meta["input"].startswith("32 rows x any width")

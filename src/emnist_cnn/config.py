@@ -210,10 +210,11 @@ PRESETS: dict[str, Config] = {
     "best-digits": BEST.replace(preset="best-digits", split="digits", epochs=4, label_smoothing=0.05, erase=0.1,
                                 val_fraction=0.0),
     "best-bymerge": BEST.replace(preset="best-bymerge", split="bymerge", epochs=3, val_fraction=0.0),
-    # --- Line reading (issue 18): crnn + CTC on synthetic lines composed from localbymerge's train characters
-    # (data/lines.py), sized to train in under 40 minutes on a 2-core CPU. bf16 where the CPU has it (2x here).
+    # --- Line reading (issue 18): crnn-wide + CTC on synthetic lines composed from localbymerge's train characters
+    # (data/lines.py), sized to train in about 40 minutes on a 2-core CPU with bf16 (which `auto` picks where the
+    # CPU has it). crnn (half as wide, its full-size first stage) cost as much per step and read worse.
     "read-lines": Config(
-        preset="read-lines", split="localbymerge", val_fraction=0.05, architecture="crnn", dropout=0.2, epochs=14,
+        preset="read-lines", split="localbymerge", val_fraction=0.05, architecture="crnn-wide", dropout=0.2, epochs=14,
         batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=1e-4, scheduler="onecycle", ema_decay=0.998,
         normalize_mean=0.1, normalize_std=0.25, precision="auto",
     ),

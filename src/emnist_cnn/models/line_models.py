@@ -78,4 +78,19 @@ def crnn(num_classes: int, dropout: float = 0.2) -> LineModel:
     return LineModel(features, 128 * 2, num_classes, hidden=128, dropout=dropout, gradcam_layer="features.3.0")
 
 
-crnn.reads = "line"  # what registry.reads() tells without building the model
+@register("crnn-wide")
+def crnn_wide(num_classes: int, dropout: float = 0.2) -> LineModel:
+    """crnn about twice as wide (48-96-128-128-160 channels, a 192+192 BiLSTM), at about crnn's training cost:
+    its first convolution reads the 32 rows with stride 2 (a 4×4 kernel), so no layer works at the full 32 rows.
+    In crnn that full-size stage (32 channels × 32 rows × W: its convolution's output, batch norm, pooling) was
+    memory traffic, not arithmetic, and took over a third of a training step on a 2-core CPU with bf16."""
+    features = nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 48, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(48),
+                      nn.ReLU(inplace=True)),                                       # 16 × W/2
+        conv_bn(48, 96, pool=True),                                                 # 8 × W/4
+        conv_bn(96, 128), conv_bn(128, 128), nn.MaxPool2d((2, 1)),                  # 4 × W/4
+        conv_bn(128, 160), nn.MaxPool2d((2, 1)))                                    # 2 × W/4
+    return LineModel(features, 160 * 2, num_classes, hidden=192, dropout=dropout, gradcam_layer="features.3.0")
+
+
+crnn.reads = crnn_wide.reads = "line"  # what registry.reads() tells without building the model
