@@ -14,6 +14,7 @@ emulated and much slower on AVX2).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -39,10 +40,10 @@ def main() -> None:
     architectures = args.architectures.split(",") if args.architectures else [None]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for precision, architecture in ((p, a) for p in PRECISIONS for a in architectures):
+        for precision, architecture in itertools.product(PRECISIONS, architectures):  # in turn, side by side
+            chosen = ["--architecture", architecture] if architecture else []
             runs = []
             for seed in range(args.seeds):
-                chosen = ["--architecture", architecture] if architecture else []
                 run_dir, wall = train_cli(["--preset", args.preset, "--split", args.split, "--seed", str(seed),
                                            "--precision", precision, "--device", "cpu", *chosen, *extra], tmp)
                 metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -55,8 +56,7 @@ def main() -> None:
                 speed = rows[-1].get("images_per_second", rows[-1].get("lines_per_second"))
                 runs.append({"seed": seed, "test_accuracy": score, "wall_seconds": wall, "per_second": speed,
                              "train_seconds": sum(r["train_seconds"] for r in rows), "recorded_precision": recorded})
-                print(f"{precision} {built} seed {seed}: {score:.4f} in {wall:.0f} s, "
-                      f"{speed:.0f}/s", flush=True)
+                print(f"{precision} {built} seed {seed}: {score:.4f} in {wall:.0f} s, {speed:.0f}/s", flush=True)
             results.append({"precision": precision, "architecture": built, "runs": runs,
                             "test_accuracy": mean_std(r["test_accuracy"] for r in runs),
                             "train_seconds": mean_std(r["train_seconds"] for r in runs),

@@ -215,7 +215,8 @@ def main() -> None:
     name = "read_foreign" if args.seed == SEED else f"read_foreign_seed_{args.seed}"
     if args.line_model:
         name += f"_{Path(args.line_model).resolve().name}"
-    path = write_results(name, {"line_model": recognizer.lines.meta.get("name", recognizer.lines.name),
+    path = write_results(name, {
+        "line_model": recognizer.lines.meta.get("name", recognizer.lines.name),
         "data": "not EMNIST: Hershey stroke fonts (PyPI Hershey-Fonts) and UCI pen digits (scikit-learn "
                 f"load_digits); texts as read.py's, seed {args.seed}", "lines_per_cell": args.n, "results": results,
         "single_digits": singles, "stroke_widths": widths})

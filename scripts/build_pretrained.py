@@ -34,11 +34,16 @@ SEED = 0
 BOOKKEEPING = {"out_dir", "report", "tensorboard", "device", "data_dir"}  # may differ without changing the model
 
 
+def recipe_config(name: str) -> dict:
+    """The config a user's `emnist-cnn train RECIPES[NAME] --seed SEED` gets."""
+    from emnist_cnn.cli import build_parser, config_from_args
+    return config_from_args(build_parser().parse_args(["train", *shlex.split(RECIPES[name]),
+                                                       "--seed", str(SEED)])).to_dict()
+
+
 def check_same_recipe(name: str, run_dir: Path) -> None:
     """A run packaged as NAME must have been trained with exactly RECIPES[NAME] and SEED."""
-    from emnist_cnn.cli import build_parser, config_from_args  # the config a user's command gets
-    want = config_from_args(build_parser().parse_args(["train", *shlex.split(RECIPES[name]),
-                                                        "--seed", str(SEED)])).to_dict()
+    want = recipe_config(name)
     got = json.loads((run_dir / "config.json").read_text())
     diff = {k: (got.get(k), v) for k, v in want.items() if k not in BOOKKEEPING and got.get(k) != v}
     if diff:
@@ -74,6 +79,8 @@ def build(name: str, from_run: str | None = None) -> None:
             score = f"test accuracy {metrics['accuracy']:.4f} on {metrics['n']} images"
             meta.update(test_accuracy=metrics["accuracy"])
         rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+        # where the run wrote its files is the packaging machine's business, not the model's
+        meta["config"] = {**meta["config"], **{k: v for k, v in recipe_config(name).items() if k in BOOKKEEPING}}
         meta.update(name=f"emnist-cnn/{name}", test_metrics=metrics,
                     command=f"emnist-cnn train {RECIPES[name]} --seed {SEED}",
                     training_seconds=json.loads(rows[-1])["elapsed_seconds"],  # the run's own clock

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -49,27 +50,22 @@ def metadata(meta: dict, quantize: str | None, stride: int | None = None) -> dic
 def to_onnx_proto(model: torch.nn.Module, opset: int):
     """The torch.export-based exporter's ModelProto, batch dimension dynamic (and a line's width)."""
     model = model.cpu().eval()
-    if getattr(model, "reads", None) != "line":
+    if getattr(model, "reads", None) == "line":
+        # Dim.DYNAMIC, not named Dims: with Dim("width") the second line model exported in a process came out with
+        # the example's width fixed (torch 2.13), and onnxruntime refused every other width
+        example, dims = torch.zeros(2, 1, model.height, 64), {0: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+    else:
         example, dims = torch.zeros(2, 1, 28, 28), {0: torch.export.Dim("batch")}
-        return torch.onnx.export(model, (example,), input_names=["images"], output_names=["logits"],
-                                 opset_version=opset, dynamo=True, verbose=False, dynamic_shapes=(dims,)).model_proto
-    # Dim.DYNAMIC, not named Dims: with Dim("width") the second line model exported in a process came out with
-    # the example's width fixed (torch 2.13), and onnxruntime refused every other width
-    dims = {0: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
-    proto = torch.onnx.export(model, (torch.zeros(2, 1, model.height, 64),), input_names=["images"],
-                              output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
-                              dynamic_shapes=(dims,)).model_proto
-    return named_dims(proto, {0: "batch", 3: "width"})
+    program = torch.onnx.export(model, (example,), input_names=["images"], output_names=["logits"],
+                                opset_version=opset, dynamo=True, verbose=False, dynamic_shapes=(dims,))
+    return named_dims(program.model_proto, {0: "batch", 3: "width"})
 
 
 def named_dims(proto, names: dict[int, str]):
     """The traced symbols of the first input's dimensions (s0, s77, ...) renamed wherever they appear, so that
-    the file says batch × 1 × 32 × width."""
-    import re
+    the file says batch × 1 × 32 × width (a dimension already named, or fixed, stays as it is)."""
     dims = proto.graph.input[0].type.tensor_type.shape.dim
-    rename = {dims[k].dim_param: name for k, name in names.items() if dims[k].dim_param}
-    if not rename:
-        return proto
+    rename = {dims[k].dim_param: name for k, name in names.items() if k < len(dims) and dims[k].dim_param}
     symbol = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b")
     for value in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info):
         for d in value.type.tensor_type.shape.dim:
