@@ -37,12 +37,13 @@ from pathlib import Path
 from unittest.mock import patch
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save_figure, table, write_results  # noqa: E402
 from read import read_all, stroke_widths  # noqa: E402
 
+from emnist_cnn.data.fonts import HEIGHT, draw, strokes  # noqa: E402
 from emnist_cnn.data.lines import line_form, sample_text  # noqa: E402
 from emnist_cnn.evaluation.lines import score  # noqa: E402
 from emnist_cnn.recognition import Recognizer  # noqa: E402
@@ -52,53 +53,20 @@ FONTS = ("futural", "timesi", "scripts")
 UCI = "uci digits"    # the source of UCI's pen digits, beside the fonts
 UCI_SCALE = 6         # 8×8 -> 48×48
 KINDS = {"words": "letters", "digits": "digits"}  # kind of text -> the charset that is right for it
-HEIGHT = 64  # the font's cap height in pixels, before each line's own size
 AS_DRAWN = "lines + context + charset, strokes not widened"
 SEED = 2026
 
 
-@functools.lru_cache(maxsize=None)
-def hershey(font: str):
-    from HersheyFonts import HersheyFonts
-    f = HersheyFonts()
-    f.load_default_font(font)
-    f.normalize_rendering(HEIGHT)
-    return f
-
-
-def strokes(font: str, text: str) -> list[np.ndarray]:
-    """The text's pen strokes in the font, as polylines of (x, y) points, y downwards, cap height HEIGHT."""
-    lines = []
-    for (x0, y0), (x1, y1) in hershey(font).lines_for_text(text):
-        if lines and np.allclose(lines[-1][-1], (x0, -y0)):
-            lines[-1].append((x1, -y1))  # the segment goes on from where the last one ended
-        else:
-            lines.append([(x0, -y0), (x1, -y1)])
-    return [np.array(line) for line in lines]
-
-
 def drawn(font: str, text: str, rng: np.random.Generator) -> bytes:
     """A PNG of the text written in the font: dark ink on white, with this line's pen, slant, rotation and size."""
-    lines = strokes(font, text)
     size = float(np.exp(rng.normal(0, 0.15)))
     slant, turn = math.radians(rng.uniform(-8, 8)), math.radians(rng.uniform(-2, 2))
     shear = np.array([[1, -math.tan(slant)], [0, 1]])
     rotate = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
-    lines = [p @ (rotate @ shear).T * size for p in lines]
-    points = np.concatenate(lines)
+    lines = [p @ (rotate @ shear).T * size for p in strokes(text, font, HEIGHT)]
     pen = max(2, round(HEIGHT * size * rng.uniform(0.03, 0.06)))
-    margin = 30 + pen
-    origin = points.min(axis=0) - margin
-    w, h = (points.max(axis=0) - origin + margin).astype(int)
-    img = Image.new("L", (int(w), int(h)), 255)
-    draw = ImageDraw.Draw(img)
-    for line in lines:
-        xy = [tuple(p) for p in line - origin]
-        draw.line(xy, fill=30, width=pen, joint="curve")
-        for x, y in (xy[0], xy[-1]):  # round pen ends
-            draw.ellipse((x - pen / 2 + 0.5, y - pen / 2 + 0.5, x + pen / 2 - 0.5, y + pen / 2 - 0.5), fill=30)
     buf = io.BytesIO()
-    img.save(buf, "PNG")
+    draw(lines, pen, ink=30, margin=30 + pen).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -205,6 +173,7 @@ def main() -> None:
                 reads = read_all(recognizer, files, **options)
             s = score(reads, truths)
             results.append({"source": source, "kind": kind, "reader": name, **s, **edits(truths, reads),
+                            "read_by": recognizer.read(files[0], **options).read_by,
                             "ms_per_line": 1000 * (time.perf_counter() - start) / len(files),
                             "examples": [[t, r] for t, r in zip(truths[:5], reads[:5])]})
             row[name] = f"{100 * s['cer']:.1f}% / {100 * s['exact']:.1f}%"
@@ -217,6 +186,7 @@ def main() -> None:
         name += f"_{Path(args.line_model).resolve().name}"
     path = write_results(name, {
         "line_model": recognizer.lines.meta.get("name", recognizer.lines.name),
+        "charset_line_models": [r.name for r in recognizer.charset_lines],
         "data": "not EMNIST: Hershey stroke fonts (PyPI Hershey-Fonts) and UCI pen digits (scikit-learn "
                 f"load_digits); texts as read.py's, seed {args.seed}", "lines_per_cell": args.n, "results": results,
         "single_digits": singles, "stroke_widths": widths})

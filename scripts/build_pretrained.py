@@ -27,8 +27,10 @@ RECIPES = {
     # bymerge47: the default recogniser (digits, uppercase, the 11 lowercase letters EMNIST keeps apart)
     "bymerge47": "--preset best-bymerge --split localbymerge",
     "digits": "--preset best-digits --split localdigits",
-    # lines47: the default line model of `read` (crnn + CTC on lines composed from localbymerge's characters)
+    # lines47: the default line model of `read` (crnn-wide + CTC on lines composed from localbymerge's characters)
     "lines47": "--preset read-lines",
+    # lines10: the line model `read` takes for charset digits (lines47 fine-tuned on lines of localdigits' digits)
+    "lines10": "--preset read-digit-lines",
 }
 SEED = 0
 BOOKKEEPING = {"out_dir", "report", "tensorboard", "device", "data_dir"}  # may differ without changing the model

@@ -139,26 +139,6 @@ def line_image(glyphs, gap=40, size=100, extra=None):
 
 
 
-def hershey_line(text: str, font: str = "futural", pen: int = 4, height: int = 64) -> Image.Image:
-    """Text written in a Hershey stroke font (not EMNIST's strokes) with a round pen `pen` pixels wide, dark on
-    white, cap height `height`."""
-    from HersheyFonts import HersheyFonts
-    f = HersheyFonts()
-    f.load_default_font(font)
-    f.normalize_rendering(height)
-    segments = [((x0, -y0), (x1, -y1)) for (x0, y0), (x1, y1) in f.lines_for_text(text)]
-    points = np.array([p for s in segments for p in s])
-    origin = points.min(axis=0) - 30
-    w, h = (points.max(axis=0) - origin + 30).astype(int)
-    img = Image.new("L", (int(w), int(h)), 255)
-    d = ImageDraw.Draw(img)
-    for a, b in segments:
-        (x0, y0), (x1, y1) = a - origin, b - origin
-        d.line([(x0, y0), (x1, y1)], fill=0, width=pen)
-        d.ellipse((x1 - pen / 2, y1 - pen / 2, x1 + pen / 2, y1 + pen / 2), fill=0)
-    return img
-
-
 @contextlib.contextmanager
 def serving(app, **options):
     """The app under uvicorn in a thread on a free 127.0.0.1 port; yields the port."""

@@ -71,3 +71,34 @@ def test_shipped_pretrained_models(real_data_dir, name, split, floor):
     metrics = evaluate(model, images, labels, s.classes, **meta["normalize"])
     assert meta["classes"] == s.classes and metrics["accuracy"] > floor
     assert name in pretrained.names()
+
+
+def test_shipped_line_models_read_test_lines(real_data_dir):
+    # lines composed from localbymerge's test characters (no shipped model trained on them), read as a user
+    # reads a file: lines47 for words, lines10 where the charset is digits. Floors well under benchmarks/read.py's
+    import io
+
+    from PIL import Image
+
+    from emnist_cnn.data.lines import SPACE, SPACINGS, CharacterBank, batch_of_lines
+    from emnist_cnn.recognition import Recognizer
+    s = load_split("localbymerge", real_data_dir, download=False, parts=("test",))
+    bank = CharacterBank(torch.from_numpy(np.array(s.test_images)), s.test_labels, [*s.classes, SPACE])
+    reader = Recognizer.load()
+
+    def exact(kind: str, charset: str) -> tuple[float, set[str]]:
+        batch = batch_of_lines(bank, 48, seed=5, index=0, spacing=SPACINGS["tight"], kinds=(kind,))
+        right, by = 0, set()
+        for image, width, text in zip(batch.images, batch.widths, batch.texts):
+            ink = np.uint8(255 - 255 * image[0, :, :int(width)].clamp(0, 1).numpy())
+            buf = io.BytesIO()
+            Image.fromarray(np.pad(ink, 20, constant_values=255)).resize((3 * int(width) + 120, 216)).save(buf, "PNG")
+            reading = reader.read(buf.getvalue(), charset=charset)
+            right += reading.text.lower() == text.lower()
+            by.add(reading.read_by)
+        return right / len(batch.texts), by
+
+    words, by_words = exact("words", "letters")
+    digits, by_digits = exact("digits", "digits")
+    assert by_words == {"emnist-cnn/lines47"} and by_digits == {"emnist-cnn/lines10"}
+    assert words >= 0.8 and digits >= 0.85, (words, digits)

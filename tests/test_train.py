@@ -168,6 +168,33 @@ def test_init_fine_tunes_a_model_on_an_image_folder_with_new_classes(synth_dir, 
     assert b["classifier.2.weight"].shape[0] == 3  # a new head for the new classes
 
 
+@pytest.mark.parametrize("architecture", ["fast-cnn-s", "crnn"])
+def test_init_on_some_of_the_sources_classes_starts_as_the_source_masked(tmp_path, architecture):
+    # lines10 starts from lines47 this way: its digits (and a line model's space and CTC blank) keep their rows
+    from emnist_cnn.models.checkpoint import save_model
+    from emnist_cnn.training.transfer import init_architecture, init_from
+    source_classes = list("0123456789ABC") + ([" "] if architecture == "crnn" else [])
+    source = create_model(architecture, len(source_classes)).eval()
+    reads = "line" if architecture == "crnn" else "character"
+    (tmp_path / "source").mkdir()
+    save_model(tmp_path / "source", source, {"architecture": architecture, "classes": source_classes, "reads": reads,
+                                             "normalize": {"mean": 0.1, "std": 0.3}})
+    # the source's architecture, not the config's, decides what the run trains
+    cfg = init_architecture(Config(split="digits", init=str(tmp_path / "source")))
+    assert cfg.architecture == architecture
+    classes = list("2074") + ([" "] if architecture == "crnn" else [])
+    cfg, model = init_from(cfg, classes, log=lambda *a: None)
+    model.eval()
+    x = torch.rand(2, 1, 32, 40) if architecture == "crnn" else torch.rand(2, 1, 28, 28)
+    rows = [source_classes.index(c) for c in classes] + ([len(source_classes)] if architecture == "crnn" else [])
+    with torch.no_grad():
+        assert torch.allclose(model(x), source(x)[..., rows], atol=1e-5)
+    assert (cfg.normalize_mean, cfg.normalize_std) == (0.1, 0.3)
+    # classes the source does not have: a fresh classifier of the right size
+    _, fresh = init_from(cfg, list("XY"), log=lambda *a: None)
+    assert fresh.classifier[-1].out_features == 2 + (architecture == "crnn")
+
+
 def test_ensemble_and_tta(synth_dir, tmp_path, capsys):
     from emnist_cnn.evaluation import Ensemble, ShiftTTA
     runs = [train_mod.train(small_config(synth_dir, tmp_path, seed=seed, epochs=2), progress=False,

@@ -18,6 +18,7 @@ from pathlib import Path
 from .config import CHOICES, PRESETS, Config, field_comments, get_preset
 from .errors import ConfigError, EmnistCnnError
 from .models.pretrained import DEFAULT as DEFAULT_MODEL
+from .models.pretrained import CHARSET_LINES
 from .models.pretrained import DEFAULT_LINES as DEFAULT_LINE_MODEL
 
 PARTS = ("train", "val", "test")
@@ -308,7 +309,8 @@ def add_recognize_commands(sub) -> None:
                            help="lines: the line model (touching characters, context); components: one "
                                 "character per separate mark; auto: lines where a line model is loaded")
             c.add_argument("--line-model", default="auto", help="the line model (run directory, model directory "
-                           f"or pretrained name); auto: {DEFAULT_LINE_MODEL} beside the default --model")
+                           f"or pretrained name); auto: {DEFAULT_LINE_MODEL} beside the default --model, and "
+                           f"{', '.join(CHARSET_LINES)} for a charset it covers (digits)")
             c.add_argument("--lexicon", default="english",
                            help="words the writing is likely to hold: english (wordfreq), none, or a file with "
                                 "a word (optionally TAB weight) per line")

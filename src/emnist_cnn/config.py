@@ -219,6 +219,11 @@ PRESETS: dict[str, Config] = {
         normalize_mean=0.1, normalize_std=0.25, precision="auto",
     ),
 }
+# The digit reader `read` takes for charset digits (lines10): lines47 fine-tuned on lines of the digits of its own
+# train part alone (classes 0-9: the same train/val cut of them), its classifier cut down to the digits, the space
+# and the blank (training/transfer.py), so that it starts as lines47 masked to digits.
+PRESETS["read-digit-lines"] = PRESETS["read-lines"].replace(
+    preset="read-digit-lines", classes="0-9", init="emnist-cnn/lines47", epochs=20, lr=1e-3)
 
 
 def get_preset(name: str) -> Config:

@@ -142,6 +142,8 @@ class LineReader:
         all_lp = self.log_probs(forms)
         keep = None if options.mask is None else np.concatenate([options.mask, [True]])
         margin = LINE_MARGIN + LEAD  # line form columns before the ink
+        # a character's guesses: the classes the charset allows, never the gap between words
+        guesses = np.array([c != " " for c in self.classes]) & (True if options.mask is None else options.mask)
         out = []
         for (x0, y0, x1, y1), form, lp in zip(pieces, forms, all_lp):
             if deadline is not None and time.monotonic() > deadline:
@@ -165,9 +167,9 @@ class LineReader:
             for i, (k, (a, b)) in enumerate(zip(targets, spans)):
                 if self.classes[k] == " ":
                     continue
-                p = probs[a:b + 1, :self.blank].mean(axis=0)  # masked classes: already 0
+                p = np.where(guesses, probs[a:b + 1, :self.blank].mean(axis=0), 0.0)
                 p = p / max(p.sum(), 1e-30)
-                order = np.argsort(-p, kind="stable")[:options.top_k]
+                order = [j for j in np.argsort(-p, kind="stable")[:options.top_k] if guesses[j]]
                 cx0 = x0 + max(0, round((edges[i] * self.model.stride - margin) * zoom))
                 cx1 = min(x1, x0 + round((edges[i + 1] * self.model.stride - margin) * zoom))
                 chars.append(Character(self.classes[k], float(probs[a:b + 1, k].max()), (cx0, y0, max(cx1, cx0 + 1),

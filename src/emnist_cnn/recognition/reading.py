@@ -20,6 +20,7 @@ class ReadOptions:
     pattern: object | None = None       # the compiled pattern every line must match
     alternatives: int = 3               # readings kept per line
     decoder: str = "beam"               # "beam" or "greedy"
+    line_reader: object | None = None   # the line model that reads (Recognizer.line_reader picks it)
 
 
 @dataclass
@@ -44,8 +45,10 @@ class Line:
 @dataclass
 class Reading:
     """What read() found: the text (lines joined by newlines), every character, and each line with its n best
-    readings; `reader` says how ("lines": the line model, "components": one character per connected mark)."""
+    readings; `reader` says how ("lines": the line model, "components": one character per connected mark) and
+    `read_by` which model read them."""
     text: str
     characters: list[Character]
     lines: list = field(default_factory=list)
     reader: str = "components"
+    read_by: str = ""

@@ -13,7 +13,9 @@ import numpy as np
 from ..data import normalize, preprocess
 from ..errors import ConfigError, ImageError, ModelFileError
 from ..models.pretrained import DEFAULT as DEFAULT_MODEL
+from ..models.pretrained import CHARSET_LINES
 from ..models.pretrained import DEFAULT_LINES as DEFAULT_LINE_MODEL
+from ..models.pretrained import names as pretrained_names
 from .backends import BACKENDS, Backend
 from .charset import allowed as charset_mask
 from .charset import constrain
@@ -26,30 +28,36 @@ READERS = ("auto", "lines", "components")
 
 
 class Recognizer:
-    def __init__(self, backend: Backend, name: str = "", lines: LineReader | None = None):
+    def __init__(self, backend: Backend, name: str = "", lines: LineReader | None = None,
+                 charset_lines: tuple[LineReader, ...] | list[LineReader] = ()):
         self.backend = backend
         self.name = name or str(backend.meta.get("name") or backend.meta.get("architecture") or "model")
         self.classes = list(backend.classes)
         norm = backend.meta["normalize"]  # required: checked when the model was loaded
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
         self.lines = lines  # the line model read() uses by default; None: connected components
+        self.charset_lines = list(charset_lines)  # line models of fewer classes, each for a charset it covers
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, backend: str = "torch",
              device: str = "cpu", lines: str | os.PathLike | None = "auto") -> "Recognizer":
         """A character model for predict (and for read by connected components) and a line model for read.
-        `lines="auto"`: the shipped line model beside the default character model, none beside another one;
-        a line model given as the model stands beside the default character model."""
+        `lines="auto"`: the shipped line models beside the default character model (lines47, and lines10 for
+        digits: line_reader), none beside another one; a line model given as the model or as `lines` is the
+        only one."""
         try:
             loader = BACKENDS[backend]
         except KeyError:
             raise ConfigError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}") from None
+        charset_lines = []
         if reads_lines(name_or_path):
             lines, name_or_path = name_or_path, DEFAULT_MODEL
         elif lines == "auto":
             lines = DEFAULT_LINE_MODEL if str(name_or_path) == DEFAULT_MODEL else None
+            if lines is not None:
+                charset_lines = [LineReader.load(n, device) for n in CHARSET_LINES if n in pretrained_names()]
         reader = LineReader.load(lines, device) if lines is not None else None
-        return cls(loader(name_or_path, device), name=str(name_or_path), lines=reader)
+        return cls(loader(name_or_path, device), name=str(name_or_path), lines=reader, charset_lines=charset_lines)
 
     def probabilities(self, images_u8: np.ndarray) -> np.ndarray:
         """Class probabilities for uint8 N×28×28 images already in EMNIST form (white on black, upright)."""
@@ -123,13 +131,13 @@ class Recognizer:
             return (round((x0 + left) * scale), round((y0 + top) * scale), round((x1 + left) * scale),
                     round((y1 + top) * scale))
         if options.reader == "lines":
-            lines = self.lines.read(ink, options, deadline)
+            lines = options.line_reader.read(ink, options, deadline)
             for line in lines:
                 line.box = place(line.box)
                 for c in line.characters:
                     c.box = place(c.box)
             return Reading("\n".join(line.text for line in lines), [c for line in lines for c in line.characters],
-                           lines, "lines")
+                           lines, "lines", options.line_reader.name)
         from .segment import segment
         boxes, inks = segment(ink, deadline)
         probs = self.probabilities(np.stack([preprocess.emnist_form(ink) for ink in inks]))
@@ -138,7 +146,7 @@ class Recognizer:
         text = text_with_spaces(chars)
         whole = Line(text, float(np.prod([c.confidence for c in chars])), place((0, 0, ink.shape[1], ink.shape[0])),
                      chars, [(text, 1.0)])
-        return Reading(text, chars, [whole], "components")
+        return Reading(text, chars, [whole], "components", self.name)
 
     def read_options(self, top_k: int = 5, budget: float | None = None, charset: str | None = None,
                      reader: str = "auto", lexicon="english", lm_weight: float = LM_WEIGHT,
@@ -164,9 +172,19 @@ class Recognizer:
             raise ConfigError(f"lm_weight: expected a number >= 0, found {lm_weight!r}", field="lm_weight")
         if decoder not in DECODERS:
             raise ConfigError(f"decoder: expected {' or '.join(DECODERS)}, found {decoder!r}", field="decoder")
-        context = self.lines.context(lexicon) if lm_weight and decoder == "beam" else None  # greedy reads none
-        return ReadOptions(reader, top_k, budget, self.lines.allowed(charset), context, float(lm_weight),
-                           compile_pattern(pattern), alternatives, decoder)
+        line_reader = self.line_reader(charset)
+        context = line_reader.context(lexicon) if lm_weight and decoder == "beam" else None  # greedy reads none
+        return ReadOptions(reader, top_k, budget, line_reader.allowed(charset), context, float(lm_weight),
+                           compile_pattern(pattern), alternatives, decoder, line_reader)
+
+    def line_reader(self, charset: str | None) -> LineReader:
+        """The line model that reads a charset: one of charset_lines whose classes hold every class the charset
+        allows in the default line model (lines10 for digits, or for "0123"), else the default line model."""
+        if charset is None or not self.charset_lines:
+            return self.lines
+        mask = self.lines.allowed(charset)  # an unknown name or a charset no class answers: the error is here
+        wanted = {c for c, ok in zip(self.lines.classes, mask) if ok and c != " "}
+        return next((r for r in self.charset_lines if wanted <= set(r.classes)), self.lines)
 
 
 def reads_lines(name_or_path) -> bool:

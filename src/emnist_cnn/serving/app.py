@@ -81,6 +81,8 @@ class LineOut(BaseModel):
 class ReadResponse(BaseModel):
     model: str
     reader: str = Field(description="lines (the line model) or components (one character per separate mark)")
+    read_by: str = Field(description="the model that read the lines: the line model (lines10 where the charset is "
+                                     "digits), or the character model for components")
     text: str = Field(description="the lines read, joined by newlines")
     characters: list[CharacterOut]
     lines: list[LineOut]
@@ -322,7 +324,8 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
         return {"default": default, "models": [
             {"name": name, "classes": "".join(r.classes), "architecture": r.backend.meta.get("architecture"),
              "test_accuracy": r.backend.meta.get("test_accuracy"), "dataset": r.backend.meta.get("dataset"),
-             "line_model": r.lines.name if r.lines is not None else None}
+             "line_model": r.lines.name if r.lines is not None else None,
+             "charset_line_models": [c.name for c in r.charset_lines]}
             for name, r in models.items()]}
 
     @app.post(f"{API}/predict", response_model=PredictResponse, openapi_extra=IMAGE_BODY, responses=ERRORS)
@@ -365,12 +368,12 @@ def create_app(recognizers, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_ho
         if kind == "pixels":
             raise HTTPException(422, "read needs an image ('image' or an upload), not a 28×28 'pixels' array")
         reading = await batchers[name].run(lambda: r.read_with(value, options))
-        return {"model": name, "reader": reading.reader, "text": reading.text, "characters": [
-            {"character": c.character, "confidence": c.confidence, "box": list(c.box),
-             "predictions": predictions(c.top)} for c in reading.characters],
-            "lines": [{"text": line.text, "confidence": line.confidence, "box": list(line.box),
-                       "alternatives": [{"text": t, "probability": q} for t, q in line.alternatives]}
-                      for line in reading.lines]}
+        return {"model": name, "reader": reading.reader, "read_by": reading.read_by, "text": reading.text,
+                "characters": [{"character": c.character, "confidence": c.confidence, "box": list(c.box),
+                                "predictions": predictions(c.top)} for c in reading.characters],
+                "lines": [{"text": line.text, "confidence": line.confidence, "box": list(line.box),
+                           "alternatives": [{"text": t, "probability": q} for t, q in line.alternatives]}
+                          for line in reading.lines]}
 
     return app
 

@@ -24,6 +24,7 @@ from ..models import count_parameters, create_model, load_model
 from ..models.checkpoint import save_model
 from ..runtime import autocast, environment, resolve_device, resolve_precision
 from .optim import EMA, lr_factor, make_optimizer
+from .transfer import init_from
 
 VAL_LINES = 512       # validation lines per epoch at most (from the train part's held-out characters)
 
@@ -89,7 +90,10 @@ def train_lines(cfg: Config, *, new_run_dir, data: Dataset | None = None, progre
     train_bank = CharacterBank(*data.train, classes)
     val_bank = CharacterBank(*data.val, classes) if data.val is not None else None
     load_seconds = time.perf_counter() - t0
-    model = create_model(cfg.architecture, len(classes), dropout=cfg.dropout)
+    if cfg.init:
+        cfg, model = init_from(cfg, classes, log)
+    else:
+        model = create_model(cfg.architecture, len(classes), dropout=cfg.dropout)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model, device)
     steps_per_epoch = math.ceil(len(data.train[1]) / CHARS_PER_LINE / cfg.batch_size)

@@ -27,7 +27,7 @@ from ..runtime import autocast, environment, resolve_device, resolve_precision
 from . import distributed
 from .optim import EMA, lr_factor, make_optimizer
 from .tensorboard import TensorBoardLog
-from .transfer import init_from
+from .transfer import init_architecture, init_from
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -163,6 +163,8 @@ def model_meta(cfg: Config, data: Dataset, env: dict, num_parameters: int) -> di
 def train(cfg: Config, *, resume: str | Path | None = None, data: Dataset | None = None,
           progress: bool = True, log=print) -> Path:
     """Train per cfg (or continue the run in `resume`); returns the run directory."""
+    if resume is None:
+        cfg = init_architecture(cfg)
     if resume is None and reads(cfg.architecture) == "line":
         from .lines import train_lines
         return train_lines(cfg, data=data, progress=progress, log=log, new_run_dir=new_run_dir)

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parent
 PREFIX = "emnist-cnn/"
 DEFAULT = PREFIX + "bymerge47"  # the default character model of predict, serve (and read by components)
 DEFAULT_LINES = PREFIX + "lines47"  # the default line model of read
+CHARSET_LINES = (PREFIX + "lines10",)  # line models of fewer classes: read takes one for a charset it covers
+                                       # (lines10 for digits), as a digit field is read better by a digit reader
 
 
 def names() -> list[str]:
