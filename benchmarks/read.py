@@ -174,7 +174,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             s = score(reads, truths)
             results.append({"spacing": spacing, "kind": kind, "reader": name, **s,
-                            "read_by": reader.read(files[0], **options).read_by,
+                            "read_by": reader.read_by(reader.read_options(**options)),
                             "ms_per_line": 1000 * seconds / len(files),
                             "examples": [[t, r] for t, r in zip(truths[:5], reads[:5])]})
             print(f"{spacing} {kind} {name}: CER {s['cer']:.4f} exact {s['exact']:.3f}", flush=True)

@@ -173,7 +173,7 @@ def main() -> None:
                 reads = read_all(recognizer, files, **options)
             s = score(reads, truths)
             results.append({"source": source, "kind": kind, "reader": name, **s, **edits(truths, reads),
-                            "read_by": recognizer.read(files[0], **options).read_by,
+                            "read_by": recognizer.read_by(recognizer.read_options(**options)),
                             "ms_per_line": 1000 * (time.perf_counter() - start) / len(files),
                             "examples": [[t, r] for t, r in zip(truths[:5], reads[:5])]})
             row[name] = f"{100 * s['cer']:.1f}% / {100 * s['exact']:.1f}%"

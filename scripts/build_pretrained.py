@@ -29,7 +29,7 @@ RECIPES = {
     "digits": "--preset best-digits --split localdigits",
     # lines47: the default line model of `read` (crnn-wide + CTC on lines composed from localbymerge's characters)
     "lines47": "--preset read-lines",
-    # lines10: the line model `read` takes for charset digits (lines47 fine-tuned on lines of localdigits' digits)
+    # lines10: the line model `read` takes for charset digits (lines47 fine-tuned on lines of its train digits)
     "lines10": "--preset read-digit-lines",
 }
 SEED = 0

@@ -243,7 +243,7 @@ def recognise_each(args, recognise, line, as_json) -> int:
 def load_recognizer(args):
     """predict's model, with --top-k and --charset checked once, before any image is read."""
     from .recognition import Recognizer
-    recognizer = Recognizer.load(args.model, device=args.device)
+    recognizer = Recognizer.load(args.model, device=args.device, lines=None)  # predict reads no lines
     recognizer.checked(args.top_k, args.charset)
     return recognizer
 

@@ -15,7 +15,6 @@ from ..errors import ConfigError, ImageError, ModelFileError
 from ..models.pretrained import DEFAULT as DEFAULT_MODEL
 from ..models.pretrained import CHARSET_LINES
 from ..models.pretrained import DEFAULT_LINES as DEFAULT_LINE_MODEL
-from ..models.pretrained import names as pretrained_names
 from .backends import BACKENDS, Backend
 from .charset import allowed as charset_mask
 from .charset import constrain
@@ -55,7 +54,7 @@ class Recognizer:
         elif lines == "auto":
             lines = DEFAULT_LINE_MODEL if str(name_or_path) == DEFAULT_MODEL else None
             if lines is not None:
-                charset_lines = [LineReader.load(n, device) for n in CHARSET_LINES if n in pretrained_names()]
+                charset_lines = [LineReader.load(n, device) for n in CHARSET_LINES]
         reader = LineReader.load(lines, device) if lines is not None else None
         return cls(loader(name_or_path, device), name=str(name_or_path), lines=reader, charset_lines=charset_lines)
 
@@ -137,7 +136,7 @@ class Recognizer:
                 for c in line.characters:
                     c.box = place(c.box)
             return Reading("\n".join(line.text for line in lines), [c for line in lines for c in line.characters],
-                           lines, "lines", options.line_reader.name)
+                           lines, "lines", self.read_by(options))
         from .segment import segment
         boxes, inks = segment(ink, deadline)
         probs = self.probabilities(np.stack([preprocess.emnist_form(ink) for ink in inks]))
@@ -146,7 +145,7 @@ class Recognizer:
         text = text_with_spaces(chars)
         whole = Line(text, float(np.prod([c.confidence for c in chars])), place((0, 0, ink.shape[1], ink.shape[0])),
                      chars, [(text, 1.0)])
-        return Reading(text, chars, [whole], "components", self.name)
+        return Reading(text, chars, [whole], "components", self.read_by(options))
 
     def read_options(self, top_k: int = 5, budget: float | None = None, charset: str | None = None,
                      reader: str = "auto", lexicon="english", lm_weight: float = LM_WEIGHT,
@@ -176,6 +175,10 @@ class Recognizer:
         context = line_reader.context(lexicon) if lm_weight and decoder == "beam" else None  # greedy reads none
         return ReadOptions(reader, top_k, budget, line_reader.allowed(charset), context, float(lm_weight),
                            compile_pattern(pattern), alternatives, decoder, line_reader)
+
+    def read_by(self, options: ReadOptions) -> str:
+        """The model that reads with these options: the line model read_options chose, or the character model."""
+        return options.line_reader.name if options.reader == "lines" else self.name
 
     def line_reader(self, charset: str | None) -> LineReader:
         """The line model that reads a charset: one of charset_lines whose classes hold every class the charset

@@ -3,6 +3,7 @@ stages frozen (--freeze)."""
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ..config import Config
 from ..models import EmnistModel, create_model, load_model
@@ -40,10 +41,10 @@ def keep_rows(model: EmnistModel, rows: list[int]) -> None:
     old = model.classifier[-1]
     if model.reads == "line":
         rows = [*rows, old.out_features - 1]
-    model.reset_classifier(len(rows) - (model.reads == "line"))
-    new = model.classifier[-1]
+    new = nn.Linear(old.in_features, len(rows)).to(old.weight.device)
     new.weight.copy_(old.weight[rows])
     new.bias.copy_(old.bias[rows])
+    model.classifier[-1] = new
 
 
 def init_architecture(cfg: Config) -> Config:
