@@ -149,6 +149,8 @@ def test_a_line_model_exports_with_any_width_and_says_what_it_reads(tmp_path, ar
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 1, 32, "width"]
+    out_dims = onnx.load(str(path)).graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in out_dims] == ["batch", "steps", len("abcdef ") + 1]
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["reads"] == "line" and meta["height"] == "32" and meta["stride"] == "4"
     assert meta["input"].startswith("32 rows x any width")

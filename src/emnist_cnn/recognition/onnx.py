@@ -3,7 +3,8 @@
 The .onnx file stands alone: input `images` (batch×1×28×28 float32, normalised), output `logits`, a dynamic
 batch dimension, and metadata holding what a user needs to prepare inputs and read outputs (classes,
 normalisation, input format). A line model's file takes batch×1×32×width (width dynamic too) and gives
-batch×(width/4)×(classes+1) logits, CTC's blank last; its metadata adds `reads`, `height` and `stride`.
+batch×steps×(classes+1) logits (steps = width // stride), CTC's blank last; its metadata adds `reads`, `height`
+and `stride`.
 `--quantize int8` quantises weights and activations to int8 (onnxruntime's static QDQ quantisation, calibrated
 on training images of the model's own dataset): faster on CPUs, unlike dynamic quantisation, which is slower
 than fp32 for convolutions (benchmarks/export.py measured both).
@@ -58,7 +59,15 @@ def to_onnx_proto(model: torch.nn.Module, opset: int):
         example, dims = torch.zeros(2, 1, 28, 28), {0: torch.export.Dim("batch")}
     program = torch.onnx.export(model, (example,), input_names=["images"], output_names=["logits"],
                                 opset_version=opset, dynamo=True, verbose=False, dynamic_shapes=(dims,))
-    return named_dims(program.model_proto, {0: "batch", 3: "width"})
+    proto = named_dims(program.model_proto, {0: "batch", 3: "width"})
+    if getattr(model, "reads", None) == "line":
+        # the exporter's own expression for the steps (16*Min(width//4, width//64) with torch 2.13) is wrong for
+        # most widths, although onnxruntime computes the right one when it runs: the file says "steps" instead,
+        # width // stride (the metadata's stride)
+        steps = proto.graph.output[0].type.tensor_type.shape.dim[1]
+        steps.ClearField("dim_value")
+        steps.dim_param = "steps"
+    return proto
 
 
 def named_dims(proto, names: dict[int, str]):
