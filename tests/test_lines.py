@@ -207,6 +207,34 @@ def test_rescoring_brings_back_a_lexicon_word_the_beam_lost():
     assert decode.rescore(code, [decode.Candidate("HOUSX", 0.0)], CLASSES, words, 1.0)[0].text == "HOUSX"
 
 
+def steps_saying(*steps) -> np.ndarray:
+    """Log-probabilities, a step per item: a character (said at 0.9) or a {class: probability} dict ("_" for the
+    blank), each step followed by a sure blank."""
+    rows = []
+    for step in steps:
+        for said in (step if isinstance(step, dict) else {step: 0.9}, {"_": 0.999}):
+            row = np.full(len(CLASSES) + 1, 1e-4)
+            for c, p in said.items():
+                row[len(CLASSES) if c == "_" else CLASSES.index(c)] = p
+            rows.append(np.log(row / row.sum()))
+    return np.stack(rows)
+
+
+def test_rescoring_mends_a_space_too_many_or_too_few():
+    words = decode.english_lexicon()
+    # a gap in TELEGRAPH: the model leans to a space over the A there; joined, its near words bring the A back
+    lp = steps_saying(*"TELEGR", {" ": 0.5, "A": 0.4, "_": 0.1}, *"PH")
+    assert decode.rescore(lp, [decode.Candidate("TELEGR PH", 0.0)], CLASSES, words, 1.0)[0].text == "TELEGRAPH"
+    # two words read as one: the model doubts the gap, the lexicon knows both halves and not the whole
+    lp = steps_saying(*"OPEN", {" ": 0.4, "_": 0.6}, *"HOUSE")
+    assert decode.rescore(lp, [decode.Candidate("OPENHOUSE", 0.0)], CLASSES, words, 1.0)[0].text == "OPEN HOUSE"
+    # a space the model is sure of stays, and a word of the lexicon is not split
+    lp = steps_saying(*"OPEN", " ", *"HOUSE")
+    assert decode.rescore(lp, [decode.Candidate("OPEN HOUSE", 0.0)], CLASSES, words, 1.0)[0].text == "OPEN HOUSE"
+    assert decode.respaced(["HOUSE"], words) == [] and decode.respaced(["OPEN", "HOUSE"], words) == []
+    assert decode.respaced(["OPENHOUSE"], words) == [(["OPEN", "HOUSE"], None)]
+
+
 def test_a_pattern_is_met_whole_or_the_reading_is_empty():
     lp = peaky("_A_B__1_2_")
     pattern = decode.compile_pattern("[0-9]{4}")

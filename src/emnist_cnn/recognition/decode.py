@@ -10,7 +10,8 @@ A beam keeps few prefixes, so a word of the lexicon whose letter the model score
 early ("GRANDCHILD" read as "GRACDCHIID"). `rescore` then does what the CRNN paper (Shi et al. 2015) does with a
 lexicon: for each word of the best reading that is not in the lexicon, the lexicon's words within an edit or two are
 tried in its place, and every reading is scored whole, its CTC probability (all alignments, torch's ctc_loss) plus
-the weighted context.
+the weighted context. A space that beam search put in or left out (a gap a little wider or narrower than the
+writer's others) is mended the same way: `respaced` joins or splits words where the lexicon says so.
 
 Why not a library: pyctcdecode wants a KenLM word model and knows nothing of classes that stand for two cases or
 of patterns; torchaudio's decoder does not install beside this torch. This search is ~150 lines of numpy and reads
@@ -284,24 +285,27 @@ def ctc_log_likelihood(log_probs: np.ndarray, texts: list[str], classes: list[st
 def rescore(log_probs: np.ndarray, candidates: list[Candidate], classes: list[str], lm: WordModel,
             lm_weight: float, pattern=None, deadline: float | None = None) -> list[Candidate]:
     """The beam's candidates, and the best one with each word outside the lexicon replaced by a near word of it
-    (as written, Capitalised, in capitals), each scored whole: CTC log-likelihood + lm_weight × context; as many
-    variants as RESCORE_CELLS allows, within the deadline (time.monotonic())."""
+    (as written, Capitalised, in capitals), and with its spaces mended (respaced), each scored whole: CTC
+    log-likelihood + lm_weight × context; as many variants as RESCORE_CELLS allows, within the deadline
+    (time.monotonic())."""
     if not candidates or lm is None or lm_weight <= 0:
         return candidates
     texts = dict.fromkeys(c.text for c in candidates)
-    words = candidates[0].text.split(SPACE)
     # each reading costs its CTC lattice: steps × (2 × characters + 1); a variant is an edit or two longer at most
     most = max(len(texts), RESCORE_CELLS // (len(log_probs) * (2 * len(candidates[0].text) + 5)))
-    for i, word in enumerate(words):
-        if len(word) < 2 or not word.isalpha() or lm.knows(word) or len(texts) >= most:
-            continue
-        if deadline is not None and time.monotonic() > deadline:
-            raise OverBudget("reading this image took longer than its time budget")
-        for near in lm.near(word):
-            for form in (near, near.capitalize(), near.upper()):
-                k = classes_of(form, classes)
-                if None not in k:  # a letter the model has no class for cannot be what it read
-                    texts[SPACE.join(words[:i] + ["".join(classes[j] for j in k)] + words[i + 1:])] = None
+    readings = [(candidates[0].text.split(SPACE), None), *respaced(candidates[0].text.split(SPACE), lm)]
+    texts.update(dict.fromkeys(SPACE.join(words) for words, _ in readings[1:]))
+    for words, only in readings:  # only: the one word a respaced reading changed (its others were tried above)
+        for i, word in enumerate(words):
+            if len(word) < 2 or not word.isalpha() or lm.knows(word) or len(texts) >= most or only not in (None, i):
+                continue
+            if deadline is not None and time.monotonic() > deadline:
+                raise OverBudget("reading this image took longer than its time budget")
+            for near in lm.near(word):
+                for form in (near, near.capitalize(), near.upper()):
+                    k = classes_of(form, classes)
+                    if None not in k:  # a letter the model has no class for cannot be what it read
+                        texts[SPACE.join(words[:i] + ["".join(classes[j] for j in k)] + words[i + 1:])] = None
     if pattern is not None:
         texts = {t: None for t in texts if matches(pattern, t)}
     texts = list(texts)[:most]
@@ -310,6 +314,23 @@ def rescore(log_probs: np.ndarray, candidates: list[Candidate], classes: list[st
     ctc = ctc_log_likelihood(log_probs, texts, classes)
     out = [Candidate(t, float(c + lm_weight * lm.score(t))) for t, c in zip(texts, ctc) if np.isfinite(c)]
     return sorted(out, key=lambda c: -c.score) or candidates
+
+
+def respaced(words: list[str], lm: WordModel) -> list[tuple[list[str], int | None]]:
+    """The reading with a space taken out where two neighbours, one of them not a word, make one word or nearly
+    ("TELEGR PH"; the joined word's near words are tried next), and put in where a word outside the lexicon
+    splits into two words ("AUTAPER"): (words, the index of the word joined, or None). Beam search settles each
+    space as it goes, and a gap a little wider or narrower than the writer's others splits or joins words."""
+    out: list[tuple[list[str], int | None]] = []
+    for i in range(len(words) - 1):
+        a, b = words[i], words[i + 1]
+        if (a + b).isalpha() and not (lm.knows(a) and lm.knows(b)):
+            out.append((words[:i] + [a + b] + words[i + 2:], i))
+    for i, word in enumerate(words):
+        if len(word) >= 4 and word.isalpha() and not lm.knows(word):
+            out += [(words[:i] + [word[:k], word[k:]] + words[i + 1:], None) for k in range(1, len(word))
+                    if lm.knows(word[:k]) and lm.knows(word[k:])]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- alignment
