@@ -293,19 +293,21 @@ def rescore(log_probs: np.ndarray, candidates: list[Candidate], classes: list[st
     texts = dict.fromkeys(c.text for c in candidates)
     # each reading costs its CTC lattice: steps × (2 × characters + 1); a variant is an edit or two longer at most
     most = max(len(texts), RESCORE_CELLS // (len(log_probs) * (2 * len(candidates[0].text) + 5)))
-    readings = [(candidates[0].text.split(SPACE), None), *respaced(candidates[0].text.split(SPACE), lm)]
-    texts.update(dict.fromkeys(SPACE.join(words) for words, _ in readings[1:]))
-    for words, only in readings:  # only: the one word a respaced reading changed (its others were tried above)
-        for i, word in enumerate(words):
-            if len(word) < 2 or not word.isalpha() or lm.knows(word) or len(texts) >= most or only not in (None, i):
-                continue
-            if deadline is not None and time.monotonic() > deadline:
-                raise OverBudget("reading this image took longer than its time budget")
-            for near in lm.near(word):
-                for form in (near, near.capitalize(), near.upper()):
-                    k = classes_of(form, classes)
-                    if None not in k:  # a letter the model has no class for cannot be what it read
-                        texts[SPACE.join(words[:i] + ["".join(classes[j] for j in k)] + words[i + 1:])] = None
+    best = candidates[0].text.split(SPACE)
+    mended = respaced(best, lm)
+    texts.update(dict.fromkeys(SPACE.join(words) for words, _ in mended))
+    # near words: of each word of the best reading, and of the word each join made (TELEGR PH -> TELEGRPH)
+    for words, i in [(best, i) for i in range(len(best))] + [(w, i) for w, i in mended if i is not None]:
+        word = words[i]
+        if len(word) < 2 or not word.isalpha() or lm.knows(word) or len(texts) >= most:
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            raise OverBudget("reading this image took longer than its time budget")
+        for near in lm.near(word):
+            for form in (near, near.capitalize(), near.upper()):
+                k = classes_of(form, classes)
+                if None not in k:  # a letter the model has no class for cannot be what it read
+                    texts[SPACE.join(words[:i] + ["".join(classes[j] for j in k)] + words[i + 1:])] = None
     if pattern is not None:
         texts = {t: None for t in texts if matches(pattern, t)}
     texts = list(texts)[:most]
@@ -319,7 +321,7 @@ def rescore(log_probs: np.ndarray, candidates: list[Candidate], classes: list[st
 def respaced(words: list[str], lm: WordModel) -> list[tuple[list[str], int | None]]:
     """The reading with a space taken out where two neighbours, one of them not a word, make one word or nearly
     ("TELEGR PH"; the joined word's near words are tried next), and put in where a word outside the lexicon
-    splits into two words ("AUTAPER"): (words, the index of the word joined, or None). Beam search settles each
+    splits into two words ("OPENHOUSE"): (words, the index of the word joined, or None). Beam search settles each
     space as it goes, and a gap a little wider or narrower than the writer's others splits or joins words."""
     out: list[tuple[list[str], int | None]] = []
     for i in range(len(words) - 1):
