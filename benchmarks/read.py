@@ -36,7 +36,7 @@ from emnist_cnn.evaluation.lines import score  # noqa: E402
 from emnist_cnn.recognition import Recognizer  # noqa: E402
 
 KINDS = {"words": "letters", "digits": "digits"}  # kind of text -> the charset that is right for it
-TUNE_LINES = 300  # validation lines per cell for --tune (60 before commit 55648cf: too few to tell 1.0 from 1.5)
+TUNE_LINES = 300  # validation lines per cell for --tune (60 could not tell lm_weight 1.0 from 1.5)
 UPSCALE = 3  # the 32-row line form, drawn 3x as large: a 96-pixel line as a scan or canvas gives
 
 

@@ -100,12 +100,17 @@ def test_line_form_of_one_line_matches_the_batch_form(bank):
 
 
 # ----------------------------------------------------------------------------------------------- decoding
-def peaky(path: str, classes=CLASSES, confidence=0.9, steps_per_char=3) -> np.ndarray:
-    """Log-probabilities that say `path` (characters, "_" for a blank step) with the given confidence."""
+def peaky(path, classes=CLASSES, confidence=0.9, steps_per_char=3) -> np.ndarray:
+    """Log-probabilities that say `path` (characters, "_" for a blank step) with the given confidence; a step may
+    also be a {class: probability} dict (the rest shared by the other classes)."""
     blank = len(classes)
     out = np.full((len(path), blank + 1), math.log((1 - confidence) / blank))
     for t, c in enumerate(path):
-        out[t, blank if c == "_" else classes.index(c)] = math.log(confidence)
+        said = c if isinstance(c, dict) else {c: confidence}
+        rest = math.log(max(1 - sum(said.values()), 1e-6) / (blank + 1 - len(said)))
+        out[t] = rest
+        for k, p in said.items():
+            out[t, blank if k == "_" else classes.index(k)] = math.log(p)
     return out
 
 
@@ -207,29 +212,16 @@ def test_rescoring_brings_back_a_lexicon_word_the_beam_lost():
     assert decode.rescore(code, [decode.Candidate("HOUSX", 0.0)], CLASSES, words, 1.0)[0].text == "HOUSX"
 
 
-def steps_saying(*steps) -> np.ndarray:
-    """Log-probabilities, a step per item: a character (said at 0.9) or a {class: probability} dict ("_" for the
-    blank), each step followed by a sure blank."""
-    rows = []
-    for step in steps:
-        for said in (step if isinstance(step, dict) else {step: 0.9}, {"_": 0.999}):
-            row = np.full(len(CLASSES) + 1, 1e-4)
-            for c, p in said.items():
-                row[len(CLASSES) if c == "_" else CLASSES.index(c)] = p
-            rows.append(np.log(row / row.sum()))
-    return np.stack(rows)
-
-
 def test_rescoring_mends_a_space_too_many_or_too_few():
     words = decode.english_lexicon()
     # a gap in TELEGRAPH: the model leans to a space over the A there; joined, its near words bring the A back
-    lp = steps_saying(*"TELEGR", {" ": 0.5, "A": 0.4, "_": 0.1}, *"PH")
+    lp = peaky([*"_T_E_L_E_G_R_", {" ": 0.5, "A": 0.4, "_": 0.1}, *"_P_H_"])
     assert decode.rescore(lp, [decode.Candidate("TELEGR PH", 0.0)], CLASSES, words, 1.0)[0].text == "TELEGRAPH"
     # two words read as one: the model doubts the gap, the lexicon knows both halves and not the whole
-    lp = steps_saying(*"OPEN", {" ": 0.4, "_": 0.6}, *"HOUSE")
+    lp = peaky([*"_O_P_E_N_", {" ": 0.4, "_": 0.6}, *"_H_O_U_S_E_"])
     assert decode.rescore(lp, [decode.Candidate("OPENHOUSE", 0.0)], CLASSES, words, 1.0)[0].text == "OPEN HOUSE"
     # a space the model is sure of stays, and a word of the lexicon is not split
-    lp = steps_saying(*"OPEN", " ", *"HOUSE")
+    lp = peaky("_O_P_E_N_ _H_O_U_S_E_")
     assert decode.rescore(lp, [decode.Candidate("OPEN HOUSE", 0.0)], CLASSES, words, 1.0)[0].text == "OPEN HOUSE"
     assert decode.respaced(["HOUSE"], words) == [] and decode.respaced(["OPEN", "HOUSE"], words) == []
     assert decode.respaced(["OPENHOUSE"], words) == [(["OPEN", "HOUSE"], None)]

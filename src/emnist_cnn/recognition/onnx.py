@@ -51,7 +51,8 @@ def metadata(meta: dict, quantize: str | None, stride: int | None = None) -> dic
 def to_onnx_proto(model: torch.nn.Module, opset: int):
     """The torch.export-based exporter's ModelProto, batch dimension dynamic (and a line's width)."""
     model = model.cpu().eval()
-    if getattr(model, "reads", None) == "line":
+    line = getattr(model, "reads", None) == "line"
+    if line:
         # Dim.DYNAMIC, not named Dims: with Dim("width") the second line model exported in a process came out with
         # the example's width fixed (torch 2.13), and onnxruntime refused every other width
         example, dims = torch.zeros(2, 1, model.height, 64), {0: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
@@ -60,13 +61,11 @@ def to_onnx_proto(model: torch.nn.Module, opset: int):
     program = torch.onnx.export(model, (example,), input_names=["images"], output_names=["logits"],
                                 opset_version=opset, dynamo=True, verbose=False, dynamic_shapes=(dims,))
     proto = named_dims(program.model_proto, {0: "batch", 3: "width"})
-    if getattr(model, "reads", None) == "line":
+    if line:
         # the exporter's own expression for the steps (16*Min(width//4, width//64) with torch 2.13) is wrong for
         # most widths, although onnxruntime computes the right one when it runs: the file says "steps" instead,
-        # width // stride (the metadata's stride)
-        steps = proto.graph.output[0].type.tensor_type.shape.dim[1]
-        steps.ClearField("dim_value")
-        steps.dim_param = "steps"
+        # width // stride (the metadata's stride); a dimension is a value or a name, so this replaces either
+        proto.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "steps"
     return proto
 
 
